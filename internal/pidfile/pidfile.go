@@ -1,0 +1,200 @@
+// Package pidfile implements lifeline's PID file: the decimal PID and a
+// newline, held under an exclusive advisory lock (flock) for the life of the
+// bot. A PID file whose lock nobody holds is stale and is never trusted.
+//
+// It calls flock through golang.org/x/sys rather than a locking library
+// because the agent hands the locked descriptor itself to the bot it starts,
+// and the libraries keep their descriptor private.
+package pidfile
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// EnvFD names the environment variable through which the agent tells the bot
+// which inherited descriptor holds the locked PID file.
+const EnvFD = "LIFELINE_PID_FD"
+
+// Errors that tell apart what a PID file can be.
+var (
+	// ErrGarbage means the file does not hold a plausible PID.
+	ErrGarbage = errors.New("pid file does not hold a valid pid")
+	// ErrStale means nobody holds the file's lock, so its PID means nothing.
+	ErrStale = errors.New("pid file is stale (nobody holds its lock)")
+	// ErrUnsupported means advisory locks are not available on this platform.
+	ErrUnsupported = errors.New("pid file locks are not supported on this platform")
+)
+
+// LockedError is returned by Acquire when a live process holds the lock.
+type LockedError struct {
+	Path string
+	PID  int // 0 when the file could not be read
+}
+
+func (e *LockedError) Error() string {
+	if e.PID > 0 {
+		return fmt.Sprintf("pid file %s is held by running process %d", e.Path, e.PID)
+	}
+	return fmt.Sprintf("pid file %s is held by another running process", e.Path)
+}
+
+// Parse reads a PID file's contents. It accepts only a positive decimal
+// number with optional surrounding white space; PIDs 0 and 1 are refused
+// because signalling them would hit a process group or init.
+func Parse(data []byte) (int, error) {
+	s := string(bytes.TrimSpace(data))
+	if s == "" || len(s) > 10 {
+		return 0, fmt.Errorf("%w: %q", ErrGarbage, truncate(s))
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("%w: %q", ErrGarbage, truncate(s))
+		}
+	}
+	pid, err := strconv.Atoi(s)
+	if err != nil || pid <= 1 || pid > 1<<22 {
+		return 0, fmt.Errorf("%w: %q", ErrGarbage, truncate(s))
+	}
+	return pid, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "..."
+	}
+	return s
+}
+
+// File is a PID file whose lock this process holds.
+type File struct {
+	f    *os.File
+	path string
+}
+
+// Acquire creates path (and its directory) if needed and takes its lock. When
+// another process holds the lock it returns a *LockedError naming its PID.
+func Acquire(path string) (*File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create pid file directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open pid file: %w", err)
+	}
+	ok, err := tryLock(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock pid file %s: %w", path, err)
+	}
+	if !ok {
+		data, _ := os.ReadFile(path)
+		pid, _ := Parse(data)
+		f.Close()
+		return nil, &LockedError{Path: path, PID: pid}
+	}
+	return &File{f: f, path: path}, nil
+}
+
+// Inherit takes over a descriptor handed down by the agent, after checking
+// that it is the file at path and that its lock is held. The descriptor is
+// marked close-on-exec so the bot's own children do not keep the lock alive.
+func Inherit(fd uintptr, path string) (*File, error) {
+	f := os.NewFile(fd, path)
+	if f == nil {
+		return nil, fmt.Errorf("inherit pid file: descriptor %d is not open", fd)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("inherit pid file: descriptor %d: %w", fd, err)
+	}
+	pi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("inherit pid file: %w", err)
+	}
+	if !os.SameFile(fi, pi) {
+		return nil, fmt.Errorf("inherit pid file: descriptor %d is not %s", fd, path)
+	}
+	// Locking an open file description that already holds the lock is a
+	// no-op, so this only confirms what the agent promised.
+	ok, err := tryLock(f)
+	if err != nil || !ok {
+		return nil, fmt.Errorf("inherit pid file: descriptor %d does not hold the lock", fd)
+	}
+	setCloseOnExec(f)
+	return &File{f: f, path: path}, nil
+}
+
+// Path returns the PID file's path.
+func (p *File) Path() string { return p.path }
+
+// Descriptor returns the open, locked file, for handing to a child process.
+func (p *File) Descriptor() *os.File { return p.f }
+
+// WritePID records pid. It overwrites in place (the lock belongs to this
+// inode, so no rename) and truncates afterwards, so a reader never sees an
+// empty file once a PID has been written.
+func (p *File) WritePID(pid int) error {
+	b := []byte(strconv.Itoa(pid) + "\n")
+	if _, err := p.f.WriteAt(b, 0); err != nil {
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	if err := p.f.Truncate(int64(len(b))); err != nil {
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	return nil
+}
+
+// Close releases this process's hold on the file without removing it. If a
+// child inherited the descriptor, the lock lives on in the child.
+func (p *File) Close() error { return p.f.Close() }
+
+// Remove deletes the file, if the path still names this file, and releases
+// the lock. It is what a bot does on clean exit.
+func (p *File) Remove() error {
+	fi, err := p.f.Stat()
+	if err == nil {
+		if pi, err := os.Stat(p.path); err == nil && os.SameFile(fi, pi) {
+			if err := os.Remove(p.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				p.f.Close()
+				return fmt.Errorf("remove pid file: %w", err)
+			}
+		}
+	}
+	return p.f.Close()
+}
+
+// Read inspects the PID file at path without taking it. It returns the PID
+// only when the file's lock is held by someone; otherwise fs.ErrNotExist,
+// ErrStale or ErrGarbage (a locked file not yet written also counts as
+// garbage; callers may retry).
+func Read(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("read pid file: %w", err)
+	}
+	defer f.Close()
+	free, err := tryLock(f)
+	if err != nil {
+		return 0, fmt.Errorf("read pid file %s: %w", path, err)
+	}
+	if free {
+		// Closing f drops the lock just taken.
+		return 0, fmt.Errorf("%s: %w", path, ErrStale)
+	}
+	data := make([]byte, 64)
+	n, err := f.ReadAt(data, 0)
+	if err != nil && n == 0 && !errors.Is(err, os.ErrClosed) {
+		return 0, fmt.Errorf("%s: %w", path, ErrGarbage)
+	}
+	pid, err := Parse(data[:n])
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return pid, nil
+}
