@@ -1,0 +1,351 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/user"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/nats-io/nats.go"
+)
+
+// clientFlags are shared by status, restart, stop and start.
+type clientFlags struct {
+	Name    string `arg:"" optional:"" default:"${default_name}" env:"LIFELINE_NAME" help:"Bot name (default: bot)."`
+	JSON    bool   `name:"json" help:"Print the agent's reply as one JSON object instead of text."`
+	NATSURL string `name:"nats-url" default:"${nats_url}" help:"Bus the agent is connected to; defaults to $NATS_URL, else nats://127.0.0.1:4222."`
+}
+
+// validate checks the bot name and the request timeout.
+func (c *clientFlags) validate(timeout time.Duration) error {
+	if err := bus.ValidName(c.Name); err != nil {
+		return fmt.Errorf("NAME: %w", err)
+	}
+	if timeout <= 0 {
+		return fmt.Errorf("--timeout %v: must be a positive duration such as 2s", timeout)
+	}
+	return nil
+}
+
+// maxConnectWait bounds the wait for the bus: a loopback bus answers at
+// once, and an unreachable one should be reported quickly.
+const maxConnectWait = 2 * time.Second
+
+// connect opens a short-lived client connection to the bus.
+func (c *clientFlags) connect(timeout time.Duration) (*nats.Conn, error) {
+	nc, err := bus.Connect(c.NATSURL, "lifeline cli", false, nats.Timeout(min(timeout, maxConnectWait)))
+	if err != nil {
+		cause := errors.Unwrap(err)
+		if cause == nil {
+			cause = err
+		}
+		return nil, advise(fmt.Errorf("cannot reach the bus at %s: %w", c.NATSURL, cause),
+			"is the dashboard running? set --nats-url or NATS_URL")
+	}
+	return nc, nil
+}
+
+// askFailed explains a request that got no usable answer.
+func (c *clientFlags) askFailed(ctx context.Context, op string, timeout time.Duration, err error) error {
+	switch {
+	case errors.Is(err, bus.ErrNoAgent) && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		// An agent may exist but be slow; a restart may still complete.
+		return advise(fmt.Errorf("no answer to %s from an agent for bot %q within %v (on %s)", op, c.Name, timeout, c.NATSURL),
+			fmt.Sprintf("check with: lifeline status %s; raise --timeout if the bot is slow to stop", c.Name))
+	case errors.Is(err, bus.ErrNoAgent):
+		return advise(fmt.Errorf("no agent is supervising bot %q (on %s)", c.Name, c.NATSURL),
+			"start one with: lifeline agent --name "+c.Name)
+	case errors.Is(err, context.Canceled):
+		return advise(fmt.Errorf("interrupted while waiting for the agent of bot %q", c.Name),
+			"the agent may still carry out the "+op+": check with lifeline status "+c.Name)
+	default:
+		return advise(err, "check with: lifeline status "+c.Name)
+	}
+}
+
+// statusCmd prints a bot's status.
+type statusCmd struct {
+	clientFlags
+	Timeout time.Duration `name:"timeout" default:"${status_timeout}" help:"How long to wait for the agent's answer."`
+}
+
+// Help is the long help of `lifeline status --help`.
+func (statusCmd) Help() string {
+	return `Asks the bot's agent over the bus (subject lifeline.agent.NAME.status).
+
+Examples:
+  lifeline status
+  lifeline status mybot --json
+  lifeline status --nats-url nats://dash.example:4222`
+}
+
+// Validate refuses a bad name or timeout before connecting to anything.
+func (c *statusCmd) Validate() error { return c.clientFlags.validate(c.Timeout) }
+
+// Run asks the agent for the status and prints it. It does nothing before the
+// request that the answer does not need: status must stay fast.
+func (c *statusCmd) Run(ctx context.Context, e *env) error {
+	nc, err := c.connect(c.Timeout)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	st, err := bus.AskStatus(ctx, nc, c.Name)
+	if err != nil {
+		return c.askFailed(ctx, bus.OpStatus, c.Timeout, err)
+	}
+	if c.JSON {
+		return printJSON(e.stdout, st)
+	}
+	writeStatus(e.stdout, st, time.Now())
+	return nil
+}
+
+// controlCmd is restart, stop or start: a request the agent carries out.
+type controlCmd struct {
+	clientFlags
+	Timeout time.Duration `name:"timeout" default:"${command_timeout}" help:"How long to wait for the agent to carry it out (a stop may wait for the bot to finish its item)."`
+}
+
+// Validate refuses a bad name or timeout before connecting to anything.
+func (c *controlCmd) Validate() error { return c.clientFlags.validate(c.Timeout) }
+
+type restartCmd struct{ controlCmd }
+type stopCmd struct{ controlCmd }
+type startCmd struct{ controlCmd }
+
+// Help is the long help of `lifeline restart --help`.
+func (restartCmd) Help() string {
+	return `Asks the bot's agent to restart it: a graceful shutdown request, SIGTERM, then
+SIGKILL after the agent's --stop-timeout, and a fresh start. Works on a hung or
+crashed bot too. Prints the old and the new PID.
+
+Examples:
+  lifeline restart
+  lifeline restart mybot --json`
+}
+
+// Help is the long help of `lifeline stop --help`.
+func (stopCmd) Help() string {
+	return `Asks the bot's agent to stop it. The agent then leaves it stopped (no respawn)
+until "lifeline start" or a restart.
+
+Examples:
+  lifeline stop
+  lifeline stop mybot`
+}
+
+// Help is the long help of `lifeline start --help`.
+func (startCmd) Help() string {
+	return `Asks the bot's agent to start a stopped bot (also cancels a crash-loop backoff).
+
+Examples:
+  lifeline start
+  lifeline start mybot`
+}
+
+// Run restarts the bot through its agent.
+func (c *restartCmd) Run(ctx context.Context, e *env) error {
+	return c.do(ctx, e, bus.OpRestart, func(r bus.Reply) string {
+		if r.OldPID == 0 {
+			return fmt.Sprintf("%s restarted: pid %d (was not running) in %d ms", c.Name, r.NewPID, r.TookMS)
+		}
+		return fmt.Sprintf("%s restarted: pid %d → %d in %d ms", c.Name, r.OldPID, r.NewPID, r.TookMS)
+	})
+}
+
+// Run stops the bot through its agent.
+func (c *stopCmd) Run(ctx context.Context, e *env) error {
+	return c.do(ctx, e, bus.OpStop, func(r bus.Reply) string {
+		if r.PID == 0 {
+			return fmt.Sprintf("%s stopped (was not running)", c.Name)
+		}
+		return fmt.Sprintf("%s stopped (was pid %d)", c.Name, r.PID)
+	})
+}
+
+// Run starts the bot through its agent.
+func (c *startCmd) Run(ctx context.Context, e *env) error {
+	return c.do(ctx, e, bus.OpStart, func(r bus.Reply) string {
+		return fmt.Sprintf("%s started: pid %d", c.Name, r.PID)
+	})
+}
+
+// do sends op to the agent and prints its reply with say, or as JSON.
+func (c *controlCmd) do(ctx context.Context, e *env, op string, say func(bus.Reply) string) error {
+	nc, err := c.connect(c.Timeout)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	r, err := bus.Ask(ctx, nc, c.Name, op, bus.Request{RequestedBy: requestedBy()})
+	if err != nil {
+		return c.askFailed(ctx, op, c.Timeout, err)
+	}
+	if c.JSON {
+		if err := printJSON(e.stdout, r); err != nil {
+			return err
+		}
+	} else if r.OK {
+		fmt.Fprintln(e.stdout, say(r))
+	}
+	if !r.OK {
+		msg := r.Error
+		if msg == "" {
+			msg = "no reason given"
+		}
+		return advise(fmt.Errorf("%s %s: the agent refused: %s", op, c.Name, msg),
+			fmt.Sprintf("see lifeline status %s and the bot's log (data/%s.log by default)", c.Name, c.Name))
+	}
+	return nil
+}
+
+// requestedBy says who asked, for the agent's event log: "cli alice@web-1".
+func requestedBy() string {
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return "cli " + name + "@" + host
+}
+
+func printJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode reply: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// writeStatus prints st for a person:
+//
+//	bot  running  pid 4242 on web-1
+//	  up 5m3s · last heartbeat 310ms ago · restarts 2 · cpu 0.3% · rss 9.8 MB
+//	  last exit: killed by signal (hung) at 10:04:55
+//	  agent: pid 4100 on web-1, connected
+func writeStatus(w io.Writer, st bus.Status, now time.Time) {
+	head := st.Name + "  " + string(st.State)
+	if st.PID > 0 {
+		head += fmt.Sprintf("  pid %d", st.PID)
+		if st.Host != "" {
+			head += " on " + st.Host
+		}
+	}
+	fmt.Fprintln(w, head)
+
+	var facts []string
+	if st.StartedAt != nil && st.PID > 0 {
+		facts = append(facts, "up "+roughly(now.Sub(*st.StartedAt)))
+	}
+	switch {
+	case st.HeartbeatAgeMS != nil:
+		facts = append(facts, "last heartbeat "+roughly(time.Duration(*st.HeartbeatAgeMS)*time.Millisecond)+" ago")
+	case st.LastHeartbeatAt != nil:
+		facts = append(facts, "last heartbeat "+roughly(now.Sub(*st.LastHeartbeatAt))+" ago")
+	case st.PID > 0:
+		facts = append(facts, "no heartbeat yet")
+	}
+	facts = append(facts, fmt.Sprintf("restarts %d", st.Restarts))
+	if st.PID > 0 {
+		facts = append(facts, fmt.Sprintf("cpu %.1f%%", st.CPUPercent), "rss "+bytesize(st.RSSBytes))
+	}
+	fmt.Fprintln(w, "  "+strings.Join(facts, " · "))
+
+	if st.NextStartAt != nil {
+		fmt.Fprintf(w, "  next start in %s\n", roughly(st.NextStartAt.Sub(now)))
+	}
+	if st.LastExit != nil {
+		fmt.Fprintf(w, "  last exit: %s\n", describeExit(*st.LastExit, now))
+	}
+	if len(st.Stats) > 0 {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(st.Stats)) {
+			parts = append(parts, fmt.Sprintf("%s %d", k, st.Stats[k]))
+		}
+		fmt.Fprintf(w, "  stats: %s\n", strings.Join(parts, " · "))
+	}
+	if st.Problem != "" {
+		fmt.Fprintf(w, "  problem: %s\n", st.Problem)
+	}
+	agent := "  agent: "
+	if st.Agent.PID > 0 {
+		agent += fmt.Sprintf("pid %d", st.Agent.PID)
+		if st.Agent.Host != "" {
+			agent += " on " + st.Agent.Host
+		}
+		agent += ", "
+	}
+	if st.Agent.Connected {
+		agent += "connected"
+	} else {
+		agent += "not connected"
+	}
+	fmt.Fprintln(w, agent)
+}
+
+// describeExit says how a process ended: "killed by signal (hung) at 10:04:55".
+func describeExit(x bus.Exit, now time.Time) string {
+	var how string
+	switch {
+	case x.Signal != "" && !strings.Contains(x.Signal, " ") && strings.HasSuffix(x.Signal, "ed"):
+		how = x.Signal + " by signal" // Go's names: killed, terminated, aborted
+	case x.Signal != "":
+		how = "signal " + x.Signal
+	default:
+		how = fmt.Sprintf("exited with code %d", x.Code)
+	}
+	if x.Reason != "" {
+		how += " (" + x.Reason + ")"
+	}
+	if !x.At.IsZero() {
+		at := x.At.Local()
+		layout := "15:04:05"
+		if y, m, d := at.Date(); y != now.Year() || m != now.Month() || d != now.Day() {
+			layout = "2006-01-02 15:04:05"
+		}
+		how += " at " + at.Format(layout)
+	}
+	return how
+}
+
+// roughly rounds d to what a person wants to read: 310ms, 4.2s, 5m3s.
+func roughly(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	default:
+		return d.Round(time.Second).String()
+	}
+}
+
+// bytesize prints n in decimal units: 9.8 MB.
+func bytesize(n uint64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.1f GB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	default:
+		return fmt.Sprintf("%d B", n)
+	}
+}
