@@ -1,0 +1,371 @@
+// Package dashboard is the lifeline dashboard: it embeds the bus (a NATS
+// server), follows every bot's heartbeats and lifecycle events on it, asks
+// their agents for status, and serves the web page and the HTTP API through
+// which operators watch bots and restart, stop or start them.
+package dashboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v3"
+	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/nats-io/nats.go"
+)
+
+// Defaults for the Dashboard fields left empty.
+const (
+	DefaultHTTPAddr   = "0.0.0.0:8000"
+	DefaultNATSListen = "127.0.0.1:4222"
+	DefaultDataDir    = "./data"
+	DefaultBotName    = "bot"
+)
+
+// TokenFile is the name, inside DataDir, of the file holding the generated
+// access token.
+const TokenFile = "dashboard.token"
+
+// Timings of the watcher and the HTTP server.
+const (
+	// statusTimeout bounds one status request to an agent: a healthy agent
+	// answers from memory at once, so a second means it is not there.
+	statusTimeout = time.Second
+	// pollInterval is how often every known bot's agent is asked again and
+	// micro discovery runs, so agents that came up quietly are found.
+	pollInterval = 2 * time.Second
+	// discoverWindow is how long discovery collects micro INFO replies.
+	discoverWindow = 200 * time.Millisecond
+	// heartbeatFresh is how old the last heartbeat may be for a bot without
+	// an answering agent to still count as running (3 heartbeat intervals,
+	// rounded up to the agent's default hang timeout).
+	heartbeatFresh = 5 * time.Second
+	// commandTimeout bounds restart and stop, which wait for the bot to shut
+	// down (up to the agent's --stop-timeout) and start again.
+	commandTimeout = 30 * time.Second
+	// startTimeout bounds start, which only spawns a process.
+	startTimeout = 5 * time.Second
+	// shutdownTimeout bounds the HTTP server's graceful shutdown.
+	shutdownTimeout = 5 * time.Second
+	// drainTimeout bounds draining the dashboard's own bus client.
+	drainTimeout = 3 * time.Second
+	// keepAliveInterval is how often an idle event stream gets a comment, so
+	// proxies keep it open and dead clients are noticed.
+	keepAliveInterval = 15 * time.Second
+	// bodyLimit refuses request bodies larger than this.
+	bodyLimit = 64 << 10
+	// maxEvents is how many recent lifecycle events are kept (all bots).
+	maxEvents = 100
+	// maxBots bounds the bots tracked, so a flood of made-up names on the
+	// bus cannot exhaust memory.
+	maxBots = 1000
+)
+
+// Dashboard serves the web page and HTTP API and embeds the bus. Set the
+// exported fields, then call Open (optional) and Run.
+type Dashboard struct {
+	// HTTPAddr is host:port for the page and API; default DefaultHTTPAddr.
+	HTTPAddr string
+	// NATSListen is host:port of the embedded bus; default DefaultNATSListen.
+	NATSListen string
+	// DataDir holds the generated token file; default DefaultDataDir.
+	DataDir string
+	// Token is the access token; "" reads DataDir/dashboard.token or
+	// generates one there (mode 0600).
+	Token string
+	// DefaultBot is the bot the /api/bot/... routes and the page's emergency
+	// card act on; default DefaultBotName.
+	DefaultBot string
+	// Version is reported by /api/session.
+	Version string
+	// Logger receives operational logs; never the token. Default slog.Default().
+	Logger *slog.Logger
+	// Out is where the page URL, login URL (with the token) and token file are
+	// printed for the operator; default os.Stdout. It is never the logger, so
+	// the token does not end up in log collectors.
+	Out io.Writer
+
+	mu      sync.Mutex // guards opened, closed and the fields below it
+	opened  bool
+	closed  bool
+	srv     *bus.Server
+	ln      net.Listener
+	app     *fiber.App
+	token   string
+	keys    sessionKeys
+	log     *slog.Logger
+	host    string // os.Hostname, for requested_by
+	addr    string // bound HTTP address
+	natsURL string
+
+	state   *state
+	limiter *limiter
+
+	// runCtx is cancelled when Run starts shutting down; handlers derive
+	// their bus request contexts from it. Set before serving starts.
+	runCtx context.Context
+	nc     *nats.Conn
+	watch  *watcher
+}
+
+// Open creates the data directory, settles the token, starts the embedded
+// bus and binds the HTTP listener, then prints where to reach the dashboard.
+// Port conflicts fail here, and nothing stays started when Open fails.
+func (d *Dashboard) Open() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.opened {
+		return errors.New("open dashboard: already opened")
+	}
+	d.defaults()
+	if err := bus.ValidName(d.DefaultBot); err != nil {
+		return fmt.Errorf("default bot: %w", err)
+	}
+	if err := ensureDataDir(d.DataDir); err != nil {
+		return err
+	}
+	token, fromFile, err := d.settleToken()
+	if err != nil {
+		return err
+	}
+
+	srv, err := bus.StartServer(bus.ServerConfig{Listen: d.NATSListen, Name: "lifeline-dashboard"})
+	if err != nil {
+		return fmt.Errorf("start bus: %w; choose another address with --nats-listen", err)
+	}
+	ln, err := net.Listen("tcp", d.HTTPAddr)
+	if err != nil {
+		// Nothing half-started: the bus goes down with the failed bind.
+		srv.Close()
+		return fmt.Errorf("listen for HTTP on %s: %w; choose another address with --http", d.HTTPAddr, err)
+	}
+
+	d.srv, d.ln, d.token = srv, ln, token
+	d.keys = newSessionKeys(token)
+	d.addr = ln.Addr().String()
+	d.natsURL = clientURL(srv.Addr())
+	d.host, _ = os.Hostname()
+	if d.host == "" {
+		d.host = "unknown-host"
+	}
+	d.state = newState(d.DefaultBot)
+	d.limiter = newLimiter()
+	d.app = d.newApp()
+	d.opened = true
+
+	d.log.Info("dashboard listening", "http", d.addr, "bus", d.natsURL)
+	d.printBanner(fromFile)
+	return nil
+}
+
+func (d *Dashboard) defaults() {
+	if d.HTTPAddr == "" {
+		d.HTTPAddr = DefaultHTTPAddr
+	}
+	if d.NATSListen == "" {
+		d.NATSListen = DefaultNATSListen
+	}
+	if d.DataDir == "" {
+		d.DataDir = DefaultDataDir
+	}
+	if d.DefaultBot == "" {
+		d.DefaultBot = DefaultBotName
+	}
+	if d.Out == nil {
+		d.Out = os.Stdout
+	}
+	d.log = d.Logger
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	d.log = d.log.With("component", "dashboard")
+}
+
+// Addr returns the HTTP address actually bound, "" before Open.
+func (d *Dashboard) Addr() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.addr
+}
+
+// NATSURL returns the client URL of the embedded bus, "" before Open.
+func (d *Dashboard) NATSURL() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.natsURL
+}
+
+// AccessToken returns the token in force, "" before Open: the Token field, or
+// the one read from or written to the token file. (A method cannot share the
+// Token field's name.)
+func (d *Dashboard) AccessToken() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.token
+}
+
+// Close releases what Open acquired when Run is not going to be called. It
+// is a no-op after Run has returned, and Run must not be called after Close.
+func (d *Dashboard) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.opened || d.closed {
+		return nil
+	}
+	d.closed = true
+	err := d.ln.Close()
+	d.srv.Close()
+	if err != nil {
+		return fmt.Errorf("close HTTP listener: %w", err)
+	}
+	return nil
+}
+
+// Run opens the dashboard if Open was not called, then serves until ctx is
+// done. On the way out it ends live streams, shuts the HTTP server down,
+// drains its bus client and stops the embedded bus. It returns nil after a
+// clean stop.
+func (d *Dashboard) Run(ctx context.Context) error {
+	d.mu.Lock()
+	opened, closed := d.opened, d.closed
+	d.mu.Unlock()
+	if closed {
+		return errors.New("run dashboard: already closed")
+	}
+	if !opened {
+		if err := d.Open(); err != nil {
+			return err
+		}
+	}
+
+	nc, err := nats.Connect("",
+		nats.InProcessServer(d.srv),
+		nats.Name("lifeline-dashboard"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(bus.ReconnectWait),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			// Typically a slow consumer: messages were dropped, not delivered late.
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			d.log.Warn("bus client error", "subject", subject, "err", err)
+		}),
+	)
+	if err != nil {
+		d.Close()
+		return fmt.Errorf("connect to embedded bus: %w", err)
+	}
+	closedCh := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closedCh) })
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	w := newWatcher(d, nc, runCtx, &wg)
+	d.runCtx, d.nc, d.watch = runCtx, nc, w
+	if err := w.subscribe(); err != nil {
+		nc.Close()
+		d.Close()
+		return err
+	}
+
+	served := make(chan struct{})
+	var serveErr error
+	wg.Go(func() {
+		defer close(served)
+		serveErr = d.app.Listener(d.ln, fiber.ListenConfig{DisableStartupMessage: true})
+	})
+	wg.Go(w.poll)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case <-served:
+		// Serving stopped on its own: the listener broke.
+		if serveErr == nil {
+			serveErr = errors.New("stopped unexpectedly")
+		}
+		runErr = fmt.Errorf("serve HTTP: %w", serveErr)
+	}
+
+	d.log.Info("dashboard stopping")
+	cancel()
+	w.stop()
+	d.state.closeStreams()
+
+	shCtx, shCancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	if err := d.app.ShutdownWithContext(shCtx); err != nil && !errors.Is(err, fiber.ErrNotRunning) {
+		d.log.Warn("HTTP shutdown incomplete", "err", err)
+	}
+	shCancel()
+	// Serve may not have registered the listener before the shutdown above;
+	// closing it makes such a late Serve return at once.
+	d.ln.Close()
+	<-served
+
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+	}
+	select {
+	case <-closedCh:
+	case <-time.After(drainTimeout):
+		nc.Close()
+	}
+
+	wg.Wait()
+	d.state.waitStreams()
+
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	d.srv.Close()
+	d.log.Info("dashboard stopped")
+	return runErr
+}
+
+// printBanner tells the operator where the page is and how to log in. The
+// token goes to Out only, never to the logger.
+func (d *Dashboard) printBanner(fromFile bool) {
+	host, port, _ := net.SplitHostPort(d.addr)
+	ip := net.ParseIP(host)
+	shown := host
+	if ip != nil && ip.IsUnspecified() {
+		shown = "127.0.0.1"
+	}
+	base := "http://" + net.JoinHostPort(shown, port)
+	fmt.Fprintf(d.Out, "lifeline dashboard\n")
+	fmt.Fprintf(d.Out, "  page:       %s/\n", base)
+	if ip != nil && ip.IsUnspecified() {
+		fmt.Fprintf(d.Out, "              http://%s/ from other machines\n", net.JoinHostPort(d.host, port))
+	}
+	fmt.Fprintf(d.Out, "  login:      %s/login?token=%s\n", base, url.QueryEscape(d.token))
+	if fromFile {
+		fmt.Fprintf(d.Out, "  token file: %s\n", tokenPath(d.DataDir))
+	} else {
+		fmt.Fprintf(d.Out, "  token:      given with --token\n")
+	}
+	fmt.Fprintf(d.Out, "  bus:        %s\n", d.natsURL)
+}
+
+// clientURL turns the bus listener address into a URL clients can dial:
+// an unspecified host (0.0.0.0, ::) becomes loopback.
+func clientURL(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || tcp == nil {
+		return ""
+	}
+	host := tcp.IP.String()
+	if tcp.IP == nil || tcp.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "nats://" + net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+}

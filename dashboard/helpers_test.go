@@ -1,0 +1,351 @@
+package dashboard
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// syncBuffer is a bytes.Buffer safe for the dashboard's writes and the
+// test's reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testDashboard is a dashboard on loopback with random ports, plus what the
+// test needs to look at.
+type testDashboard struct {
+	*Dashboard
+	out  *syncBuffer // d.Out
+	logs *syncBuffer // d.Logger's output
+	base string      // http://127.0.0.1:port
+}
+
+// newTestDashboard configures (but does not open) a dashboard with a fresh
+// data dir and random ports.
+func newTestDashboard(t *testing.T) *testDashboard {
+	t.Helper()
+	out, logs := &syncBuffer{}, &syncBuffer{}
+	d := &Dashboard{
+		HTTPAddr:   "127.0.0.1:0",
+		NATSListen: "127.0.0.1:0",
+		DataDir:    t.TempDir(),
+		Version:    "test",
+		Logger:     slog.New(slog.NewTextHandler(io.MultiWriter(logs, t.Output()), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Out:        out,
+	}
+	return &testDashboard{Dashboard: d, out: out, logs: logs}
+}
+
+// mustRun opens and runs td until the test ends, then checks that Run
+// returned nil.
+func mustRun(t *testing.T, td *testDashboard) *testDashboard {
+	t.Helper()
+	if err := td.Open(); err != nil {
+		t.Fatalf("open dashboard: %v", err)
+	}
+	td.base = "http://" + td.Addr()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- td.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run returned %v, want nil", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("Run did not return after cancel")
+		}
+	})
+	waitFor(t, "healthz answers", func() bool {
+		resp, err := http.Get(td.base + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return td
+}
+
+// startDashboard is newTestDashboard + mustRun.
+func startDashboard(t *testing.T) *testDashboard {
+	t.Helper()
+	return mustRun(t, newTestDashboard(t))
+}
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// connect opens a test client on the dashboard's bus.
+func connect(t *testing.T, td *testDashboard) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(td.NATSURL())
+	if err != nil {
+		t.Fatalf("connect to bus: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// fakeAgent plays a bot's agent on the real bus: a lifeline-agent micro
+// service answering status, restart, stop and start as SPEC says.
+type fakeAgent struct {
+	name string
+
+	mu       sync.Mutex
+	requests []agentRequest
+	refuse   bool // answer restart/stop/start with ok:false
+}
+
+type agentRequest struct {
+	op  string
+	req bus.Request
+}
+
+func startFakeAgent(t *testing.T, nc *nats.Conn, name string) *fakeAgent {
+	t.Helper()
+	a := &fakeAgent{name: name}
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:     bus.AgentService,
+		Version:  "0.0.1",
+		Metadata: map[string]string{"name": name},
+	})
+	if err != nil {
+		t.Fatalf("add agent service: %v", err)
+	}
+	t.Cleanup(func() { svc.Stop() })
+	for _, op := range []string{bus.OpStatus, bus.OpRestart, bus.OpStop, bus.OpStart} {
+		err := svc.AddEndpoint(op, micro.HandlerFunc(func(r micro.Request) { a.handle(op, r) }),
+			micro.WithEndpointSubject(bus.AgentSubject(name, op)),
+			micro.WithEndpointMetadata(map[string]string{"name": name}))
+		if err != nil {
+			t.Fatalf("add endpoint %s: %v", op, err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	return a
+}
+
+func (a *fakeAgent) handle(op string, r micro.Request) {
+	req, err := bus.DecodeRequest(r.Data())
+	if err != nil {
+		r.Respond(bus.Encode(bus.Reply{Error: err.Error()}))
+		return
+	}
+	a.mu.Lock()
+	a.requests = append(a.requests, agentRequest{op: op, req: req})
+	refuse := a.refuse
+	a.mu.Unlock()
+	switch {
+	case op == bus.OpStatus:
+		r.Respond(bus.Encode(bus.Status{
+			Name: a.name, State: bus.StateRunning, PID: 101, Host: "test-host", Restarts: 2,
+			Agent: bus.AgentInfo{PID: os.Getpid(), Connected: true},
+		}))
+	case refuse:
+		r.Respond(bus.Encode(bus.Reply{Error: "bot is in backoff"}))
+	case op == bus.OpRestart:
+		r.Respond(bus.Encode(bus.Reply{OK: true, OldPID: 100, NewPID: 101, TookMS: 5}))
+	default:
+		r.Respond(bus.Encode(bus.Reply{OK: true, PID: 101}))
+	}
+}
+
+// commands returns the non-status requests the agent received.
+func (a *fakeAgent) commands() []agentRequest {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []agentRequest
+	for _, r := range a.requests {
+		if r.op != bus.OpStatus {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// response is a finished HTTP exchange.
+type response struct {
+	code   int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+func (r response) errorText(t *testing.T) string {
+	t.Helper()
+	var e struct {
+		OK    *bool  `json:"ok"`
+		Error string `json:"error"`
+	}
+	r.json(t, &e)
+	if e.OK == nil || *e.OK {
+		t.Fatalf("error body %s lacks ok:false", r.body)
+	}
+	return e.Error
+}
+
+// noRedirect returns an HTTP client that shows redirects instead of
+// following them.
+func noRedirect() *http.Client {
+	return &http.Client{
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       40 * time.Second,
+	}
+}
+
+// call sends a request; hdr holds extra headers ("Authorization": ...).
+func call(t *testing.T, method, url string, hdr map[string]string, body io.Reader) response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, body)
+	if err != nil {
+		t.Fatalf("new request: %v", err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := noRedirect().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body of %s %s: %v", method, url, err)
+	}
+	return response{code: resp.StatusCode, header: resp.Header, body: data}
+}
+
+func bearer(token string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + token}
+}
+
+// sseEvent is one parsed server-sent event.
+type sseEvent struct {
+	name string
+	data string
+}
+
+// openStream connects to /api/stream and delivers its events on the
+// returned channel, which is closed when the stream ends.
+func openStream(t *testing.T, td *testDashboard) <-chan sseEvent {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, td.base+"/api/stream", nil)
+	if err != nil {
+		t.Fatalf("new request: %v", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+td.AccessToken())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("open stream: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		t.Fatalf("open stream: HTTP %d", resp.StatusCode)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		t.Errorf("stream Content-Type %q", ct)
+	}
+	ch := make(chan sseEvent, 256)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(ch)
+		sc := bufio.NewScanner(resp.Body)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if ev.name != "" || ev.data != "" {
+					ch <- ev
+				}
+				ev = sseEvent{}
+			case strings.HasPrefix(line, "event: "):
+				ev.name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				ev.data = strings.TrimPrefix(line, "data: ")
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		resp.Body.Close()
+		<-done
+	})
+	return ch
+}
+
+// nextEvent waits for an event satisfying match, skipping others.
+func nextEvent(t *testing.T, ch <-chan sseEvent, what string, match func(sseEvent) bool) sseEvent {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("stream ended while waiting for %s", what)
+			}
+			if match(ev) {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func statusEvent(name string, state bus.State) func(sseEvent) bool {
+	return func(ev sseEvent) bool {
+		if ev.name != "status" {
+			return false
+		}
+		st, err := bus.DecodeStatus([]byte(ev.data))
+		return err == nil && st.Name == name && (state == "" || st.State == state)
+	}
+}

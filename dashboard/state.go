@@ -1,0 +1,339 @@
+package dashboard
+
+import (
+	"encoding/json"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lifeline-dev/lifeline/bus"
+)
+
+// state is what the dashboard knows about every bot, plus the live-stream
+// subscribers that hear about changes. One mutex guards it all, so a stream's
+// snapshot and the updates after it never miss or repeat a change.
+type state struct {
+	mu         sync.Mutex
+	defaultBot string
+	bots       map[string]*botState
+	events     []bus.Event // oldest first, at most maxEvents
+	bad        int64       // undecodable heartbeats and events
+	subs       map[*subscriber]struct{}
+	closing    bool
+	streams    sync.WaitGroup // one per live stream writer
+	now        func() time.Time
+}
+
+type botState struct {
+	hb      *bus.Heartbeat // last heartbeat
+	hbAt    time.Time      // when it arrived, on our clock
+	agent   *bus.Status    // last answer of the agent, kept for restarts and last exit
+	agentAt time.Time      // when it arrived
+	agentOK bool           // whether the agent answered the last question
+	sent    []byte         // fingerprint of the status last sent to streams
+}
+
+// sseMsg is one server-sent event.
+type sseMsg struct {
+	event string
+	data  []byte
+}
+
+// subscriber is one live stream. Its channel is buffered and sends never
+// block: a subscriber that falls behind is dropped, and its browser
+// reconnects and gets a fresh snapshot.
+type subscriber struct {
+	ch   chan sseMsg
+	done chan struct{}
+	once sync.Once
+}
+
+const subscriberBuffer = 64
+
+func (s *subscriber) close() { s.once.Do(func() { close(s.done) }) }
+
+func newState(defaultBot string) *state {
+	st := &state{
+		defaultBot: defaultBot,
+		bots:       make(map[string]*botState),
+		subs:       make(map[*subscriber]struct{}),
+		now:        time.Now,
+	}
+	st.bots[defaultBot] = &botState{}
+	return st
+}
+
+// ensureLocked returns the bot's record, creating it unless maxBots are
+// already tracked (then nil).
+func (s *state) ensureLocked(name string) *botState {
+	if b, ok := s.bots[name]; ok {
+		return b
+	}
+	if len(s.bots) >= maxBots {
+		return nil
+	}
+	b := &botState{}
+	s.bots[name] = b
+	return b
+}
+
+// add records a bot name learned from discovery; it reports whether the
+// name is new.
+func (s *state) add(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, had := s.bots[name]
+	return s.ensureLocked(name) != nil && !had
+}
+
+func (s *state) known(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.bots[name]
+	return ok
+}
+
+func (s *state) names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.bots))
+	for n := range s.bots {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// badMessage counts a heartbeat or event that did not decode.
+func (s *state) badMessage() {
+	s.mu.Lock()
+	s.bad++
+	s.mu.Unlock()
+}
+
+func (s *state) badMessages() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bad
+}
+
+// heartbeat records hb and reports whether its bot was new.
+func (s *state) heartbeat(hb bus.Heartbeat) (isNew bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, had := s.bots[hb.Name]
+	b := s.ensureLocked(hb.Name)
+	if b == nil {
+		return false
+	}
+	b.hb, b.hbAt = &hb, s.now()
+	s.publishLocked(hb.Name, b)
+	return !had
+}
+
+// event records a lifecycle event and sends it to every stream.
+func (s *state) event(e bus.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ensureLocked(e.Name) == nil {
+		return
+	}
+	if len(s.events) == maxEvents {
+		copy(s.events, s.events[1:])
+		s.events = s.events[:maxEvents-1]
+	}
+	s.events = append(s.events, e)
+	s.broadcastLocked(sseMsg{event: "event", data: bus.Encode(e)})
+}
+
+// recentEvents returns the kept events, newest first.
+func (s *state) recentEvents() []bus.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Clone(s.events)
+	slices.Reverse(out)
+	if out == nil {
+		out = []bus.Event{}
+	}
+	return out
+}
+
+// agentAnswer records the outcome of asking a bot's agent for status: st is
+// its answer, or nil when it did not answer.
+func (s *state) agentAnswer(name string, st *bus.Status) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, known := s.bots[name]; !known && st == nil {
+		return // silence about a bot nobody mentioned makes it no bot
+	}
+	b := s.ensureLocked(name)
+	if b == nil {
+		return
+	}
+	if st != nil {
+		b.agent, b.agentAt, b.agentOK = st, s.now(), true
+	} else {
+		b.agentOK = false
+	}
+	s.publishLocked(name, b)
+}
+
+// tick re-evaluates every bot, so a heartbeat going stale is noticed even
+// when nothing arrives.
+func (s *state) tick() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, b := range s.bots {
+		s.publishLocked(name, b)
+	}
+}
+
+// status returns the bot's status as the dashboard sees it now.
+func (s *state) status(name string) (bus.Status, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.bots[name]
+	if !ok {
+		return bus.Status{}, false
+	}
+	return effective(name, b, s.now()), true
+}
+
+// all returns every bot's status, sorted by name.
+func (s *state) all() []bus.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	out := make([]bus.Status, 0, len(s.bots))
+	for name, b := range s.bots {
+		out = append(out, effective(name, b, now))
+	}
+	slices.SortFunc(out, func(a, b bus.Status) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// effective merges what the agent said with the heartbeats seen since. With
+// no answering agent, the status is built from the last heartbeat alone.
+func effective(name string, b *botState, now time.Time) bus.Status {
+	if b.agentOK && b.agent != nil {
+		st := *b.agent
+		st.Name = name
+		st.Agent.Connected = true
+		if b.hb != nil && b.hb.PID == st.PID && b.hbAt.After(b.agentAt) {
+			t := b.hb.Time
+			age := now.Sub(b.hbAt).Milliseconds()
+			st.LastHeartbeatAt, st.HeartbeatAgeMS = &t, &age
+			if b.hb.Stats != nil {
+				st.Stats = b.hb.Stats
+			}
+		} else if st.HeartbeatAgeMS != nil {
+			age := *st.HeartbeatAgeMS + now.Sub(b.agentAt).Milliseconds()
+			st.HeartbeatAgeMS = &age
+		}
+		return st
+	}
+	st := bus.Status{Name: name, State: bus.StateUnknown}
+	if b.agent != nil {
+		// Remembered from when the agent last answered.
+		st.Restarts, st.LastExit = b.agent.Restarts, b.agent.LastExit
+		st.Agent = bus.AgentInfo{PID: b.agent.Agent.PID, Host: b.agent.Agent.Host}
+	}
+	st.Agent.Connected = false
+	if hb := b.hb; hb != nil {
+		st.PID, st.Host, st.Version, st.Stats = hb.PID, hb.Host, hb.Version, hb.Stats
+		if !hb.StartedAt.IsZero() {
+			t := hb.StartedAt
+			st.StartedAt = &t
+		}
+		t := hb.Time
+		age := now.Sub(b.hbAt).Milliseconds()
+		st.LastHeartbeatAt, st.HeartbeatAgeMS = &t, &age
+		if now.Sub(b.hbAt) < heartbeatFresh {
+			st.State = bus.StateRunning
+		}
+	}
+	return st
+}
+
+// fingerprint is the status without its ever-growing heartbeat age, so only
+// real changes reach the streams.
+func fingerprint(st bus.Status) []byte {
+	st.HeartbeatAgeMS = nil
+	b, _ := json.Marshal(st)
+	return b
+}
+
+func (s *state) publishLocked(name string, b *botState) {
+	st := effective(name, b, s.now())
+	fp := fingerprint(st)
+	if string(fp) == string(b.sent) {
+		return
+	}
+	b.sent = fp
+	s.broadcastLocked(sseMsg{event: "status", data: bus.Encode(st)})
+}
+
+func (s *state) broadcastLocked(m sseMsg) {
+	for sub := range s.subs {
+		select {
+		case sub.ch <- m:
+		default:
+			delete(s.subs, sub)
+			sub.close()
+		}
+	}
+}
+
+// subscribe registers a live stream and returns the snapshot it must send
+// first. It returns nil once the dashboard is shutting down. The caller must
+// call s.streams.Done when its writer ends.
+func (s *state) subscribe() (*subscriber, []sseMsg) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, nil
+	}
+	s.streams.Add(1)
+	sub := &subscriber{ch: make(chan sseMsg, subscriberBuffer), done: make(chan struct{})}
+	s.subs[sub] = struct{}{}
+	now := s.now()
+	names := make([]string, 0, len(s.bots))
+	for n := range s.bots {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	snap := make([]sseMsg, 0, len(names))
+	for _, n := range names {
+		snap = append(snap, sseMsg{event: "status", data: bus.Encode(effective(n, s.bots[n], now))})
+	}
+	return sub, snap
+}
+
+func (s *state) unsubscribe(sub *subscriber) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.subs, sub)
+	sub.close()
+}
+
+// closeStreams ends every live stream and refuses new ones.
+func (s *state) closeStreams() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing = true
+	for sub := range s.subs {
+		sub.close()
+	}
+	clear(s.subs)
+}
+
+// waitStreams waits until every stream writer has returned.
+func (s *state) waitStreams() { s.streams.Wait() }

@@ -1,0 +1,282 @@
+package dashboard
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Token bounds: a token travels in a header, a cookie-deriving query and a
+// URL printed on a terminal, so it must be printable and without spaces.
+const (
+	minTokenLen   = 16
+	maxTokenLen   = 512
+	tokenBytes    = 32
+	sessionMaxAge = 30 * 24 * time.Hour
+)
+
+func tokenPath(dataDir string) string { return filepath.Join(dataDir, TokenFile) }
+
+// ensureDataDir creates dir and proves it can be written, so a read-only or
+// foreign-owned directory is reported at start with what to do about it.
+func ensureDataDir(dir string) error {
+	notWritable := func(err error) error {
+		return fmt.Errorf("data dir %s is not writable: %w; choose another with --data", dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return notWritable(err)
+	}
+	f, err := os.CreateTemp(dir, ".lifeline-write-test-*")
+	if err != nil {
+		return notWritable(err)
+	}
+	name := f.Name()
+	f.Close()
+	if err := os.Remove(name); err != nil {
+		return notWritable(err)
+	}
+	return nil
+}
+
+// checkToken reports whether t can serve as an access token. The error never
+// contains the token.
+func checkToken(t string) error {
+	if t == "" {
+		return errors.New("token is empty")
+	}
+	if len(t) > maxTokenLen {
+		return fmt.Errorf("token is longer than %d bytes", maxTokenLen)
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] <= ' ' || t[i] > '~' {
+			return errors.New("token must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+// settleToken returns the token in force and whether it lives in the token
+// file: d.Token if set, else a sane token already in the file, else a fresh
+// one written there with mode 0600.
+func (d *Dashboard) settleToken() (token string, fromFile bool, err error) {
+	if d.Token != "" {
+		if err := checkToken(d.Token); err != nil {
+			return "", false, fmt.Errorf("check --token: %w", err)
+		}
+		if len(d.Token) < minTokenLen {
+			d.log.Warn("access token is short; anyone who can reach the dashboard may guess it", "min_length", minTokenLen)
+		}
+		return d.Token, false, nil
+	}
+	path := tokenPath(d.DataDir)
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		t := strings.TrimSpace(string(data))
+		if cerr := checkToken(t); cerr == nil && len(t) >= minTokenLen {
+			warnLoosePerms(d, path)
+			return t, true, nil
+		}
+		d.log.Warn("token file unusable; writing a new token", "path", path)
+	case errors.Is(err, fs.ErrNotExist):
+	default:
+		return "", false, fmt.Errorf("read token file: %w", err)
+	}
+	t, err := generateToken()
+	if err != nil {
+		return "", false, err
+	}
+	if err := writeFileAtomic(path, []byte(t+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("write token file: %w", err)
+	}
+	d.log.Info("generated access token", "path", path)
+	return t, true, nil
+}
+
+func warnLoosePerms(d *Dashboard, path string) {
+	if runtime.GOOS == "windows" {
+		return // mode bits say nothing about ACLs there
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		d.log.Warn("token file is readable by others; run chmod 600 on it", "path", path, "mode", fi.Mode().Perm().String())
+	}
+}
+
+func generateToken() (string, error) {
+	b := make([]byte, tokenBytes)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// writeFileAtomic writes data to a temp file in path's directory and renames
+// it over path, so a crash never leaves a half-written token behind.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if err := f.Chmod(perm); err != nil && runtime.GOOS != "windows" {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// sessionKeys derives everything a browser session needs from the token, so
+// sessions survive a dashboard restart and die when the token changes, and
+// the cookie never carries the token itself.
+type sessionKeys struct {
+	tokenSum [sha256.Size]byte // compared in constant time, length-independent
+	mac      []byte            // HMAC key for session cookies and CSRF tokens
+}
+
+func newSessionKeys(token string) sessionKeys {
+	mac := sha256.Sum256([]byte("lifeline session key\x00" + token))
+	return sessionKeys{tokenSum: sha256.Sum256([]byte(token)), mac: mac[:]}
+}
+
+// tokenOK compares a presented token with the real one in constant time.
+func (k sessionKeys) tokenOK(presented string) bool {
+	sum := sha256.Sum256([]byte(presented))
+	return subtle.ConstantTimeCompare(sum[:], k.tokenSum[:]) == 1
+}
+
+func (k sessionKeys) sign(parts ...string) string {
+	h := hmac.New(sha256.New, k.mac)
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+}
+
+// newSession returns a cookie value "v1.<unix issued>.<mac>".
+func (k sessionKeys) newSession(now time.Time) string {
+	ts := strconv.FormatInt(now.Unix(), 10)
+	return "v1." + ts + "." + k.sign("session", ts)
+}
+
+// sessionOK checks a cookie value's MAC and age.
+func (k sessionKeys) sessionOK(v string, now time.Time) bool {
+	ver, rest, ok := strings.Cut(v, ".")
+	if !ok || ver != "v1" {
+		return false
+	}
+	ts, mac, ok := strings.Cut(rest, ".")
+	if !ok {
+		return false
+	}
+	want := k.sign("session", ts)
+	if subtle.ConstantTimeCompare([]byte(mac), []byte(want)) != 1 {
+		return false
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return false
+	}
+	age := now.Sub(time.Unix(sec, 0))
+	return age >= -time.Minute && age < sessionMaxAge
+}
+
+// csrf is the CSRF token that goes with a session cookie value.
+func (k sessionKeys) csrf(session string) string { return k.sign("csrf", session) }
+
+func (k sessionKeys) csrfOK(session, presented string) bool {
+	return presented != "" && subtle.ConstantTimeCompare([]byte(presented), []byte(k.csrf(session))) == 1
+}
+
+// limiter slows down token guessing on /login: after a few wrong tokens from
+// one address, further attempts are refused for a doubling wait.
+type limiter struct {
+	mu    sync.Mutex
+	fails map[string]*failures
+}
+
+type failures struct {
+	n    int
+	last time.Time
+}
+
+const (
+	freeFailures  = 5
+	maxLockout    = time.Minute
+	forgetAfter   = 15 * time.Minute
+	maxTrackedIPs = 10000
+)
+
+func newLimiter() *limiter { return &limiter{fails: make(map[string]*failures)} }
+
+// wait returns how long ip must still wait before its next attempt.
+func (l *limiter) wait(ip string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.fails[ip]
+	if f == nil || f.n < freeFailures {
+		return 0
+	}
+	if left := f.last.Add(lockout(f.n)).Sub(now); left > 0 {
+		return left
+	}
+	return 0
+}
+
+func lockout(n int) time.Duration {
+	d := time.Second << min(n-freeFailures, 6)
+	return min(d, maxLockout)
+}
+
+func (l *limiter) fail(ip string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.fails) >= maxTrackedIPs {
+		for k, f := range l.fails {
+			if now.Sub(f.last) > forgetAfter {
+				delete(l.fails, k)
+			}
+		}
+		if len(l.fails) >= maxTrackedIPs {
+			clear(l.fails) // under a flood, forgetting beats growing without bound
+		}
+	}
+	f := l.fails[ip]
+	if f == nil || now.Sub(f.last) > forgetAfter {
+		f = &failures{}
+		l.fails[ip] = f
+	}
+	f.n++
+	f.last = now
+}
+
+func (l *limiter) succeed(ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.fails, ip)
+}

@@ -1,0 +1,191 @@
+package dashboard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// watcher follows the bus: heartbeats and events arrive on NATS callbacks,
+// which only record them and hand any question for an agent to a goroutine
+// of its own, so a slow or absent agent never stalls message delivery.
+type watcher struct {
+	d   *Dashboard
+	nc  *nats.Conn
+	ctx context.Context // cancelled when the dashboard stops
+	wg  *sync.WaitGroup // Run's; every goroutine started here joins it
+
+	mu       sync.Mutex
+	stopped  bool
+	inflight map[string]bool // a status request for the bot is under way
+	again    map[string]bool // and another was wanted meanwhile
+}
+
+func newWatcher(d *Dashboard, nc *nats.Conn, ctx context.Context, wg *sync.WaitGroup) *watcher {
+	return &watcher{d: d, nc: nc, ctx: ctx, wg: wg, inflight: make(map[string]bool), again: make(map[string]bool)}
+}
+
+func (w *watcher) subscribe() error {
+	if _, err := w.nc.Subscribe(bus.HeartbeatWildcard, w.onHeartbeat); err != nil {
+		return fmt.Errorf("subscribe to heartbeats: %w", err)
+	}
+	if _, err := w.nc.Subscribe(bus.EventsWildcard, w.onEvent); err != nil {
+		return fmt.Errorf("subscribe to events: %w", err)
+	}
+	if err := w.nc.Flush(); err != nil {
+		return fmt.Errorf("subscribe to bus: %w", err)
+	}
+	return nil
+}
+
+func (w *watcher) onHeartbeat(msg *nats.Msg) {
+	hb, err := bus.DecodeHeartbeat(msg.Data)
+	if err == nil && hb.Name != bus.NameFromSubject(msg.Subject) {
+		err = fmt.Errorf("heartbeat for %q on subject %s", hb.Name, msg.Subject)
+	}
+	if err != nil {
+		w.d.state.badMessage()
+		w.d.log.Debug("ignored bad heartbeat", "subject", msg.Subject, "err", err)
+		return
+	}
+	if w.d.state.heartbeat(hb) {
+		w.refresh(hb.Name) // a new bot: find out whether an agent supervises it
+	}
+}
+
+func (w *watcher) onEvent(msg *nats.Msg) {
+	e, err := bus.DecodeEvent(msg.Data)
+	if err == nil && e.Name != bus.NameFromSubject(msg.Subject) {
+		err = fmt.Errorf("event for %q on subject %s", e.Name, msg.Subject)
+	}
+	if err != nil {
+		w.d.state.badMessage()
+		w.d.log.Debug("ignored bad event", "subject", msg.Subject, "err", err)
+		return
+	}
+	w.d.state.event(e)
+	w.refresh(e.Name) // the event changed the bot's state: ask at once
+}
+
+// refresh asks the bot's agent for its status in the background. Requests
+// for one bot are coalesced: at most one runs, and one more follows it if
+// anything asked meanwhile.
+func (w *watcher) refresh(name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	if w.inflight[name] {
+		w.again[name] = true
+		return
+	}
+	w.inflight[name] = true
+	w.wg.Go(func() {
+		for {
+			w.ask(name)
+			w.mu.Lock()
+			if w.again[name] && !w.stopped {
+				delete(w.again, name)
+				w.mu.Unlock()
+				continue
+			}
+			delete(w.again, name)
+			delete(w.inflight, name)
+			w.mu.Unlock()
+			return
+		}
+	})
+}
+
+// ask asks the bot's agent for status now and records the outcome. It
+// returns whether the agent answered.
+func (w *watcher) ask(name string) bool {
+	ctx, cancel := context.WithTimeout(w.ctx, statusTimeout)
+	defer cancel()
+	st, err := bus.AskStatus(ctx, w.nc, name)
+	if w.ctx.Err() != nil {
+		return false // shutting down: the silence means nothing
+	}
+	if err != nil {
+		if !errors.Is(err, bus.ErrNoAgent) {
+			w.d.log.Debug("status request failed", "bot", name, "err", err)
+		}
+		w.d.state.agentAnswer(name, nil)
+		return false
+	}
+	w.d.state.agentAnswer(name, &st)
+	return true
+}
+
+// poll discovers agents and asks every known bot's agent for status, at
+// start and every pollInterval, until the dashboard stops.
+func (w *watcher) poll() {
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		w.discover()
+		for _, name := range w.d.state.names() {
+			w.refresh(name)
+		}
+		w.d.state.tick()
+		select {
+		case <-w.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// discover collects the bot names of every lifeline-agent micro service
+// that answers an INFO request within discoverWindow.
+func (w *watcher) discover() {
+	subject, err := micro.ControlSubject(micro.InfoVerb, bus.AgentService, "")
+	if err != nil {
+		return
+	}
+	inbox := w.nc.NewInbox()
+	sub, err := w.nc.SubscribeSync(inbox)
+	if err != nil {
+		return
+	}
+	defer sub.Unsubscribe()
+	if err := w.nc.PublishRequest(subject, inbox, nil); err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, discoverWindow)
+	defer cancel()
+	for {
+		msg, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return
+		}
+		var info micro.Info
+		if err := json.Unmarshal(msg.Data, &info); err != nil {
+			continue
+		}
+		name := info.Metadata["name"]
+		if bus.ValidName(name) != nil {
+			continue
+		}
+		if w.d.state.add(name) {
+			w.d.log.Info("discovered agent", "bot", name, "service_id", info.ID)
+			w.refresh(name)
+		}
+	}
+}
+
+// stop refuses further background requests; those under way end with the
+// context.
+func (w *watcher) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
+}

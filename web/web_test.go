@@ -1,0 +1,42 @@
+package web
+
+import (
+	"io/fs"
+	"strings"
+	"testing"
+)
+
+func TestFSHasThePage(t *testing.T) {
+	fsys := FS()
+	for _, name := range []string{"index.html", "app.js", "style.css", "favicon.svg"} {
+		data, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			t.Fatalf("read %s: %v", name, err)
+		}
+		if len(data) == 0 {
+			t.Errorf("%s is empty", name)
+		}
+		// No CDN: the page must work offline and under default-src 'self'.
+		if s := string(data); strings.Contains(s, "https://") || strings.Contains(s, "http://") && name != "favicon.svg" {
+			t.Errorf("%s refers to another origin", name)
+		}
+	}
+}
+
+func TestPageElementIDs(t *testing.T) {
+	data, err := fs.ReadFile(FS(), "index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(data)
+	// Later browser tests select these; keep them stable.
+	for _, id := range []string{"bot-state", "bot-pid", "restart-btn", "live-indicator", "events", "bots-table", "login", "login-form"} {
+		if !strings.Contains(page, `id="`+id+`"`) {
+			t.Errorf("index.html lacks #%s", id)
+		}
+	}
+	// The CSP forbids inline script and style.
+	if strings.Contains(page, "<script>") || strings.Contains(page, "style=") || strings.Contains(page, "onclick") {
+		t.Errorf("index.html has inline script or style")
+	}
+}
