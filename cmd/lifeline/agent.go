@@ -17,16 +17,16 @@ import (
 
 // agentCmd supervises one bot.
 type agentCmd struct {
-	Name             string        `name:"name" default:"${default_name}" help:"Name of the bot to supervise (1-64 of A-Z a-z 0-9 _ -)."`
+	Name             string        `name:"name" default:"bot" help:"Name of the bot to supervise (1-64 of A-Z a-z 0-9 _ -)."`
 	NATSURL          string        `name:"nats-url" default:"${nats_url}" help:"Bus to connect to; a comma list gives failover; defaults to $NATS_URL, else nats://127.0.0.1:4222."`
 	PIDFile          string        `name:"pid-file" placeholder:"FILE" help:"The bot's PID file (default: data/NAME.pid, so data/bot.pid)."`
-	HeartbeatTimeout time.Duration `name:"heartbeat-timeout" default:"${heartbeat_timeout}" help:"Kill and respawn the bot after this long without a heartbeat; 0 turns hang detection off (for programs that send none)."`
-	StartTimeout     time.Duration `name:"start-timeout" default:"${start_timeout}" help:"Longest wait for a new bot's first heartbeat before it counts as hung."`
-	StopTimeout      time.Duration `name:"stop-timeout" default:"${stop_timeout}" help:"Grace period after the shutdown request and SIGTERM before SIGKILL."`
+	HeartbeatTimeout time.Duration `name:"heartbeat-timeout" default:"5s" help:"Kill and respawn the bot after this long without a heartbeat; 0 turns hang detection off (for programs that send none)."`
+	StartTimeout     time.Duration `name:"start-timeout" default:"30s" help:"Longest wait for a new bot's first heartbeat before it counts as hung."`
+	StopTimeout      time.Duration `name:"stop-timeout" default:"10s" help:"Grace period after the shutdown request and SIGTERM before SIGKILL."`
 	LogFile          string        `name:"log-file" placeholder:"FILE" help:"Where the bot's stdout and stderr go (default: data/NAME.log, so data/bot.log)."`
-	BackoffMin       time.Duration `name:"backoff-min" default:"${backoff_min}" help:"First wait before respawning a bot that keeps dying young."`
-	BackoffMax       time.Duration `name:"backoff-max" default:"${backoff_max}" help:"Longest wait between respawns of a crash-looping bot."`
-	BackoffReset     time.Duration `name:"backoff-reset" default:"${backoff_reset}" help:"A bot that ran this long is healthy again: the backoff starts over."`
+	BackoffMin       time.Duration `name:"backoff-min" default:"100ms" help:"First wait before respawning a bot that keeps dying young."`
+	BackoffMax       time.Duration `name:"backoff-max" default:"15s" help:"Longest wait between respawns of a crash-looping bot."`
+	BackoffReset     time.Duration `name:"backoff-reset" default:"60s" help:"A bot that ran this long is healthy again: the backoff starts over."`
 	StopBotOnExit    bool          `name:"stop-bot-on-exit" help:"Stop the bot when the agent stops (by default the bot outlives its agent)."`
 	Command          []string      `arg:"" optional:"" passthrough:"" help:"Program to run as the bot, after --; without one, the built-in demo bot (lifeline bot)."`
 }

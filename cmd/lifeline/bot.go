@@ -16,13 +16,13 @@ import (
 
 // botCmd runs the built-in demo bot.
 type botCmd struct {
-	Name      string        `name:"name" default:"${default_name}" help:"Bot name (1-64 of A-Z a-z 0-9 _ -)."`
+	Name      string        `name:"name" default:"bot" help:"Bot name (1-64 of A-Z a-z 0-9 _ -)."`
 	NATSURL   string        `name:"nats-url" default:"${nats_url}" help:"Bus to connect to; a comma list gives failover; defaults to $NATS_URL, else nats://127.0.0.1:4222."`
 	PIDFile   string        `name:"pid-file" placeholder:"FILE" help:"PID file, locked for the bot's whole life (default: data/NAME.pid, so data/bot.pid)."`
-	Heartbeat time.Duration `name:"heartbeat" default:"${heartbeat}" help:"Heartbeat interval."`
-	Poll      time.Duration `name:"poll" default:"${poll}" help:"How often to look for work when there is none."`
-	Inbox     string        `name:"inbox" default:"${inbox}" help:"Directory the bot takes work from (one file per item; names starting with . or ending in .tmp are ignored)."`
-	Outbox    string        `name:"outbox" default:"${outbox}" help:"Directory the bot posts results to, as <inbox file name>.json."`
+	Heartbeat time.Duration `name:"heartbeat" default:"1s" help:"Heartbeat interval."`
+	Poll      time.Duration `name:"poll" default:"200ms" help:"How often to look for work when there is none."`
+	Inbox     string        `name:"inbox" default:"data/inbox" help:"Directory the bot takes work from (one file per item; names starting with . or ending in .tmp are ignored)."`
+	Outbox    string        `name:"outbox" default:"data/outbox" help:"Directory the bot posts results to, as <inbox file name>.json."`
 }
 
 // Help is the long help of `lifeline bot --help`.

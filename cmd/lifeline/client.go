@@ -19,7 +19,7 @@ import (
 
 // clientFlags are shared by status, restart, stop and start.
 type clientFlags struct {
-	Name    string `arg:"" optional:"" default:"${default_name}" env:"LIFELINE_NAME" help:"Bot name (default: bot)."`
+	Name    string `arg:"" optional:"" default:"bot" env:"LIFELINE_NAME" help:"Bot name (default: bot)."`
 	JSON    bool   `name:"json" help:"Print the agent's reply as one JSON object instead of text."`
 	NATSURL string `name:"nats-url" default:"${nats_url}" help:"Bus the agent is connected to; defaults to $NATS_URL, else nats://127.0.0.1:4222."`
 }
@@ -74,7 +74,7 @@ func (c *clientFlags) askFailed(ctx context.Context, op string, timeout time.Dur
 // statusCmd prints a bot's status.
 type statusCmd struct {
 	clientFlags
-	Timeout time.Duration `name:"timeout" default:"${status_timeout}" help:"How long to wait for the agent's answer."`
+	Timeout time.Duration `name:"timeout" default:"2s" help:"How long to wait for the agent's answer."`
 }
 
 // Help is the long help of `lifeline status --help`.
@@ -114,7 +114,7 @@ func (c *statusCmd) Run(ctx context.Context, e *env) error {
 // controlCmd is restart, stop or start: a request the agent carries out.
 type controlCmd struct {
 	clientFlags
-	Timeout time.Duration `name:"timeout" default:"${command_timeout}" help:"How long to wait for the agent to carry it out (a stop may wait for the bot to finish its item)."`
+	Timeout time.Duration `name:"timeout" default:"40s" help:"How long to wait for the agent to carry it out (a stop may wait for the bot to finish its item)."`
 }
 
 // Validate refuses a bad name or timeout before connecting to anything.

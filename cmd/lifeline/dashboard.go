@@ -15,11 +15,11 @@ import (
 
 // dashboardCmd runs the dashboard: the embedded bus, the page and the API.
 type dashboardCmd struct {
-	HTTP       string `name:"http" default:"${http}" help:"Address of the web page and HTTP API."`
-	NATSListen string `name:"nats-listen" default:"${nats_listen}" help:"Address of the embedded NATS server (the bus) that agents and bots connect to."`
-	Data       string `name:"data" default:"${data}" help:"Directory for dashboard.token."`
+	HTTP       string `name:"http" default:"0.0.0.0:8000" help:"Address of the web page and HTTP API."`
+	NATSListen string `name:"nats-listen" default:"127.0.0.1:4222" help:"Address of the embedded NATS server (the bus) that agents and bots connect to."`
+	Data       string `name:"data" default:"./data" help:"Directory for dashboard.token."`
 	Token      string `name:"token" placeholder:"T" help:"Access token for the page and the API (default: the one in --data/dashboard.token, generated there on first start)."`
-	DefaultBot string `name:"default-bot" default:"${default_name}" help:"Bot that /api/bot/status and /api/bot/restart act on."`
+	DefaultBot string `name:"default-bot" default:"bot" help:"Bot that /api/bot/status and /api/bot/restart act on."`
 	Verbose    bool   `name:"verbose" help:"Log at debug level."`
 }
 

@@ -96,35 +96,7 @@ func main() {
 // run parses args, runs the selected sub-command and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	var c cli
-	parser, err := kong.New(&c,
-		kong.Name("lifeline"),
-		kong.Description("Keep a bot alive and restart it from anywhere. "+
-			"Start a dashboard, then one agent per bot; ask the agent with status, restart, stop and start. "+
-			"Every flag can also be set as LIFELINE_<FLAG> in the environment (LIFELINE_NATS_URL, LIFELINE_HTTP, ...)."),
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) { panic(exitRequest(code)) }),
-		kong.DefaultEnvars("LIFELINE"),
-		kong.Vars{
-			"nats_url":          bus.URLs(""),
-			"default_name":      "bot",
-			"http":              "0.0.0.0:8000",
-			"nats_listen":       "127.0.0.1:4222",
-			"data":              "./data",
-			"heartbeat_timeout": "5s",
-			"start_timeout":     "30s",
-			"stop_timeout":      "10s",
-			"backoff_min":       "100ms",
-			"backoff_max":       "15s",
-			"backoff_reset":     "60s",
-			"heartbeat":         "1s",
-			"poll":              "200ms",
-			"inbox":             "data/inbox",
-			"outbox":            "data/outbox",
-			"status_timeout":    "2s",
-			"command_timeout":   "40s",
-		},
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true, WrapUpperBound: 100}),
-	)
+	parser, err := newParser(&c, stdout, stderr)
 	if err != nil {
 		// The command-line model is fixed at compile time; this is a bug.
 		fmt.Fprintf(stderr, "lifeline: build command line: %v; please report this bug\n", err)
@@ -156,6 +128,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	err = kctx.Run(&env{stdout: stdout, stderr: stderr, version: version})
 	return report(err, stderr)
+}
+
+// newParser builds the command line into c. kong.Exit turns kong's own exit
+// (after --help) into a panic that run recovers, so only main exits.
+func newParser(c *cli, stdout, stderr io.Writer) (*kong.Kong, error) {
+	return kong.New(c,
+		kong.Name("lifeline"),
+		kong.Description("Keep a bot alive and restart it from anywhere. "+
+			"Start a dashboard, then one agent per bot; ask the agent with status, restart, stop and start. "+
+			"Every flag can also be set as LIFELINE_<FLAG> in the environment (LIFELINE_NATS_URL, LIFELINE_HTTP, ...)."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exitRequest(code)) }),
+		kong.DefaultEnvars("LIFELINE"),
+		// The one default known only at run time; the others are literal in
+		// the tags. Few vars keep parsing fast: kong interpolates every var
+		// for every flag.
+		kong.Vars{"nats_url": bus.URLs("")},
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, WrapUpperBound: 100}),
+	)
 }
 
 // report turns a sub-command's result into the one line the operator reads

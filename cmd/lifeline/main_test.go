@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -425,5 +426,42 @@ func TestAgentCommandDropsSeparator(t *testing.T) {
 	c := agentCmd{Command: []string{"--", "python3", "bot.py", "--", "-v"}}
 	if got := strings.Join(c.command(), " "); got != "python3 bot.py -- -v" {
 		t.Errorf("command() = %q", got)
+	}
+}
+
+// BenchmarkStatus measures `lifeline status` in-process, from parsing the
+// command line to the printed answer (a fresh bus connection each time, as
+// the real command makes), against an agent that answers at once. Process
+// start-up and package initialisation come on top of this.
+func BenchmarkStatus(b *testing.B) {
+	srv := bustest.NewServer(b)
+	nc := bustest.MustConnect(b, srv)
+	age := int64(310)
+	reply := bus.Encode(bus.Status{Name: "bot", State: bus.StateRunning, PID: 4242, HeartbeatAgeMS: &age})
+	if _, err := nc.Subscribe(bus.AgentSubject("bot", bus.OpStatus), func(m *nats.Msg) { m.Respond(reply) }); err != nil {
+		b.Fatal(err)
+	}
+	nc.Flush()
+	args := []string{"status", "--nats-url", srv.ClientURL()}
+	for b.Loop() {
+		var stdout, stderr bytes.Buffer
+		if code := run(b.Context(), args, &stdout, &stderr); code != exitOK {
+			b.Fatalf("exit %d: %s", code, stderr.String())
+		}
+	}
+}
+
+// BenchmarkParse measures building the command line and parsing one.
+func BenchmarkParse(b *testing.B) {
+	args := []string{"status", "mybot", "--nats-url", "nats://127.0.0.1:1"}
+	for b.Loop() {
+		var c cli
+		p, err := newParser(&c, io.Discard, io.Discard)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p.Parse(args); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
