@@ -1,0 +1,462 @@
+// Package agent supervises one bot process: it starts the bot (or adopts the
+// one holding the PID file), watches its exit and its heartbeats, respawns it,
+// and obeys restart, stop and start requests from the bus. It is the only
+// authority over the bot's process; everyone else asks it.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/lifeline-dev/lifeline/internal/pidfile"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// ErrAnotherAgent means another agent already supervises the bot, on this
+// host (it holds the agent lock) or elsewhere on the bus.
+var ErrAnotherAgent = errors.New("another agent already supervises this bot")
+
+// Agent supervises the bot called Name. The zero durations are replaced by
+// SPEC's defaults, except HeartbeatTimeout, where zero turns hang detection
+// off for programs that cannot send heartbeats.
+type Agent struct {
+	Name    string
+	NATSURL string // comma-separated list for failover
+	PIDFile string
+	LogFile string // the bot's stdout and stderr; empty discards them
+
+	// Command runs the bot; when empty the agent runs Self's `bot`
+	// sub-command, the built-in demo bot.
+	Command []string
+	Self    string
+
+	HeartbeatTimeout time.Duration
+	StartTimeout     time.Duration
+	StopTimeout      time.Duration
+	BackoffMin       time.Duration
+	BackoffMax       time.Duration
+	BackoffReset     time.Duration
+
+	// StopBotOnExit stops the bot when the agent stops; by default the bot
+	// outlives its agent and the next agent adopts it.
+	StopBotOnExit bool
+
+	Version string
+	Logger  *slog.Logger
+}
+
+func (a *Agent) withDefaults() Agent {
+	c := *a
+	if c.NATSURL == "" {
+		c.NATSURL = bus.DefaultURL
+	}
+	if c.PIDFile == "" {
+		c.PIDFile = filepath.Join("data", c.Name+".pid")
+	}
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = 30 * time.Second
+	}
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = 10 * time.Second
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = 100 * time.Millisecond
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 15 * time.Second
+	}
+	if c.BackoffReset <= 0 {
+		c.BackoffReset = 60 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Logger = c.Logger.With("component", "agent", "bot", c.Name)
+	return c
+}
+
+// command returns the bot's command line.
+func (a *Agent) command() []string {
+	if len(a.Command) > 0 {
+		return a.Command
+	}
+	return []string{a.Self, "bot", "--name", a.Name, "--pid-file", a.PIDFile, "--nats-url", a.NATSURL}
+}
+
+func (a *Agent) validate() error {
+	if err := bus.ValidName(a.Name); err != nil {
+		return err
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"heartbeat-timeout", a.HeartbeatTimeout}, {"start-timeout", a.StartTimeout}, {"stop-timeout", a.StopTimeout},
+		{"backoff-min", a.BackoffMin}, {"backoff-max", a.BackoffMax}, {"backoff-reset", a.BackoffReset}} {
+		if d.v < 0 {
+			return fmt.Errorf("--%s must not be negative (got %s)", d.name, d.v)
+		}
+	}
+	cmd := a.command()
+	if cmd[0] == "" {
+		return errors.New("no bot command: give one after -- or set Self")
+	}
+	if _, err := exec.LookPath(cmd[0]); err != nil {
+		return fmt.Errorf("bot command %q: %w", cmd[0], err)
+	}
+	return nil
+}
+
+// agentLockPath is the agent's own PID file, beside the bot's; holding it
+// keeps a second agent for the same bot on this host from starting.
+func agentLockPath(pidPath string) string {
+	return strings.TrimSuffix(pidPath, ".pid") + ".agent.pid"
+}
+
+// Run supervises the bot until ctx is done. It returns nil on a clean stop.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.validate(); err != nil {
+		return err
+	}
+	cfg := a.withDefaults()
+	lock, err := pidfile.Acquire(agentLockPath(cfg.PIDFile))
+	if le := (*pidfile.LockedError)(nil); errors.As(err, &le) {
+		return fmt.Errorf("%w %q on this host (agent pid %d)", ErrAnotherAgent, cfg.Name, le.PID)
+	}
+	if err != nil {
+		return fmt.Errorf("agent lock: %w", err)
+	}
+	defer lock.Remove()
+	if err := lock.WritePID(os.Getpid()); err != nil {
+		return fmt.Errorf("agent lock: %w", err)
+	}
+
+	s := newSupervisor(&cfg)
+	nc, err := bus.Connect(cfg.NATSURL, "lifeline-agent "+cfg.Name, true,
+		nats.ConnectHandler(func(*nats.Conn) { s.notifyConn() }),
+		nats.ReconnectHandler(func(*nats.Conn) { s.notifyConn() }),
+		nats.DisconnectErrHandler(func(*nats.Conn, error) { s.notifyConn() }),
+	)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	s.nc = nc
+	if err := checkNoOtherAgent(nc, cfg.Name); err != nil {
+		return err
+	}
+	sub, err := nc.Subscribe(bus.HeartbeatSubject(cfg.Name), s.onHeartbeatMsg)
+	if err != nil {
+		return fmt.Errorf("subscribe to heartbeats: %w", err)
+	}
+	defer sub.Unsubscribe()
+	svc, err := s.serve(nc)
+	if err != nil {
+		return err
+	}
+	defer svc.Stop()
+
+	s.run(ctx)
+	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		cfg.Logger.Debug("drain bus connection", "err", err)
+	}
+	return nil
+}
+
+// checkNoOtherAgent asks the bus whether an agent already answers for name.
+// An unreachable bus is not an error: the bot must be kept alive regardless.
+func checkNoOtherAgent(nc *nats.Conn, name string) error {
+	if !nc.IsConnected() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	// Our own service is not registered yet, so any answer is another agent's.
+	st, err := bus.AskStatus(ctx, nc, name)
+	if err != nil {
+		return nil
+	}
+	return fmt.Errorf("%w %q: agent pid %d on %s answers on the bus", ErrAnotherAgent, name, st.Agent.PID, st.Agent.Host)
+}
+
+// request is a restart, stop, start or status request waiting for the loop.
+type request struct {
+	op  string
+	req bus.Request
+	msg micro.Request
+}
+
+// operation is the restart, stop or start in progress; requests for the same
+// operation that arrive meanwhile join it and get the same truthful answer.
+type operation struct {
+	op       string
+	reqs     []*request
+	oldPID   int
+	begun    time.Time
+	starting bool // a restart past its stop phase
+}
+
+func (o *operation) by() string {
+	var names []string
+	seen := map[string]bool{}
+	for _, r := range o.reqs {
+		n := r.req.RequestedBy
+		if n == "" {
+			n = "bus"
+		}
+		if !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+type shutdownAck struct {
+	p  *proc
+	ok bool
+}
+
+func (s *supervisor) serve(nc *nats.Conn) (micro.Service, error) {
+	host, _ := os.Hostname()
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        bus.AgentService,
+		Version:     semver(s.cfg.Version),
+		Description: "lifeline agent supervising bot " + s.cfg.Name,
+		Metadata:    map[string]string{"name": s.cfg.Name, "host": host, "pid": fmt.Sprint(os.Getpid())},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("register %s service: %w", bus.AgentService, err)
+	}
+	for _, op := range []string{bus.OpStatus, bus.OpRestart, bus.OpStop, bus.OpStart} {
+		err := svc.AddEndpoint(op, micro.HandlerFunc(s.handler(op)),
+			micro.WithEndpointSubject(bus.AgentSubject(s.cfg.Name, op)),
+			micro.WithEndpointMetadata(map[string]string{"name": s.cfg.Name}))
+		if err != nil {
+			svc.Stop()
+			return nil, fmt.Errorf("register %s endpoint: %w", op, err)
+		}
+	}
+	return svc, nil
+}
+
+// handler decodes a request and hands it to the loop without waiting, so a
+// slow restart never holds up the next request (which may join it).
+func (s *supervisor) handler(op string) func(micro.Request) {
+	return func(m micro.Request) {
+		req, err := bus.DecodeRequest(m.Data())
+		if err != nil {
+			respondErr(m, "400", err.Error())
+			return
+		}
+		select {
+		case s.reqs <- &request{op: op, req: req, msg: m}:
+		case <-s.done:
+			respondErr(m, "503", "agent is shutting down")
+		}
+	}
+}
+
+func respondErr(m micro.Request, code, msg string) {
+	_ = m.Error(code, msg, bus.Encode(bus.Reply{Error: msg}))
+}
+
+// semver makes a version micro accepts: it insists on semantic versions.
+func semver(v string) string {
+	v = strings.TrimPrefix(v, "v")
+	if v == "" || v == "dev" || !strings.ContainsAny(v[:1], "0123456789") || strings.Count(strings.SplitN(v, "-", 2)[0], ".") != 2 {
+		return "0.0.0-dev"
+	}
+	return v
+}
+
+// supervisor is the state of one agent. Only the loop goroutine touches it;
+// everything else talks to the loop through channels.
+type supervisor struct {
+	cfg  *Agent
+	log  *slog.Logger
+	nc   *nats.Conn
+	host string
+
+	state       bus.State
+	want        bool // the operator wants the bot running
+	p           *proc
+	restarts    int
+	startedOnce bool
+	lastExit    *bus.Exit
+	streak      int
+	nextStart   time.Time
+	problem     string
+
+	connectedSince time.Time
+	op             *operation
+	queue          []*request
+	exiting        bool
+	exitBy         time.Time
+	finished       bool
+
+	hangT, backoffT, escalateT *time.Timer
+
+	exits chan exitInfo
+	beats chan bus.Heartbeat
+	conns chan struct{}
+	reqs  chan *request
+	acks  chan shutdownAck
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func newSupervisor(cfg *Agent) *supervisor {
+	host, _ := os.Hostname()
+	return &supervisor{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		host:  host,
+		state: bus.StateStopped,
+		want:  true,
+		exits: make(chan exitInfo, 4),
+		beats: make(chan bus.Heartbeat, 256),
+		conns: make(chan struct{}, 1),
+		reqs:  make(chan *request, 64),
+		acks:  make(chan shutdownAck, 4),
+		done:  make(chan struct{}),
+	}
+}
+
+func (s *supervisor) notifyConn() {
+	select {
+	case s.conns <- struct{}{}:
+	default:
+	}
+}
+
+func (s *supervisor) onHeartbeatMsg(m *nats.Msg) {
+	hb, err := bus.DecodeHeartbeat(m.Data)
+	if err != nil || hb.Name != s.cfg.Name {
+		s.log.Debug("ignore bad heartbeat", "err", err)
+		return
+	}
+	select {
+	case s.beats <- hb:
+	default: // the loop is behind; a later heartbeat says the same
+	}
+}
+
+func timerC(t *time.Timer) <-chan time.Time {
+	if t == nil {
+		return nil
+	}
+	return t.C
+}
+
+func stopTimer(t **time.Timer) {
+	if *t != nil {
+		(*t).Stop()
+		*t = nil
+	}
+}
+
+// run is the one loop that owns the supervisor's state.
+func (s *supervisor) run(ctx context.Context) {
+	defer func() {
+		close(s.done)
+		if s.p != nil {
+			s.p.watch.close()
+		}
+		stopTimer(&s.hangT)
+		stopTimer(&s.backoffT)
+		stopTimer(&s.escalateT)
+		s.wg.Wait()
+	}()
+	s.onConn()
+	s.start("initial start", "")
+	ctxDone := ctx.Done()
+	var exitDeadline <-chan time.Time
+	for !s.finished {
+		select {
+		case <-ctxDone:
+			ctxDone = nil
+			s.beginExit()
+			if !s.finished {
+				t := time.NewTimer(s.cfg.StopTimeout + 2*time.Second)
+				defer t.Stop()
+				exitDeadline = t.C
+			}
+		case <-exitDeadline:
+			s.log.Error("bot did not exit after SIGKILL; leaving it", "pid", s.p.pid)
+			s.finished = true
+		case e := <-s.exits:
+			s.onExit(e)
+		case hb := <-s.beats:
+			s.onHeartbeat(hb)
+		case <-s.conns:
+			s.onConn()
+		case r := <-s.reqs:
+			s.onRequest(r)
+		case a := <-s.acks:
+			s.onShutdownAck(a)
+		case <-timerC(s.hangT):
+			s.hangT = nil
+			s.onHangTimer()
+		case <-timerC(s.backoffT):
+			s.backoffT = nil
+			s.start("respawn after backoff", "")
+		case <-timerC(s.escalateT):
+			s.escalateT = nil
+			s.onEscalate()
+		}
+	}
+}
+
+func (s *supervisor) beginExit() {
+	s.exiting = true
+	for _, r := range s.queue {
+		respondErr(r.msg, "503", "agent is shutting down")
+	}
+	s.queue = nil
+	if s.op != nil {
+		s.finishOp(bus.Reply{Error: "agent is shutting down"})
+	}
+	if !s.cfg.StopBotOnExit || s.p == nil {
+		if s.p != nil {
+			s.log.Info("agent exiting; bot keeps running", "pid", s.p.pid)
+		}
+		s.finished = true
+		return
+	}
+	s.want = false
+	s.beginStop(s.p, "agent exiting")
+}
+
+func (s *supervisor) onConn() {
+	if s.nc == nil {
+		return
+	}
+	if s.nc.IsConnected() {
+		if s.connectedSince.IsZero() {
+			s.connectedSince = time.Now()
+			s.log.Info("connected to bus", "url", s.nc.ConnectedUrlRedacted())
+		}
+	} else if !s.connectedSince.IsZero() {
+		s.connectedSince = time.Time{}
+		s.log.Warn("bus connection lost; hang detection paused until it is back")
+	}
+	s.armHang()
+}
+
+func (s *supervisor) emit(typ bus.EventType, pid int, reason, by string) {
+	ev := bus.Event{Time: time.Now().UTC(), Name: s.cfg.Name, Type: typ, PID: pid, Reason: reason, RequestedBy: by}
+	s.log.Info("bot "+string(typ), "pid", pid, "reason", reason, "requested_by", by)
+	if err := s.nc.Publish(bus.EventsSubject(s.cfg.Name), bus.Encode(ev)); err != nil {
+		s.log.Warn("publish event", "err", err)
+	}
+}

@@ -1,0 +1,585 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/lifeline-dev/lifeline/internal/pidfile"
+)
+
+// start adopts the bot holding the PID file, or starts a new one.
+func (s *supervisor) start(reason, by string) {
+	stopTimer(&s.backoffT)
+	s.nextStart = time.Time{}
+	p, err := s.findRunning()
+	if err != nil {
+		s.failStart(err)
+		return
+	}
+	if p != nil {
+		s.adopt(p)
+		return
+	}
+	p, err = s.spawn()
+	if le := (*pidfile.LockedError)(nil); errors.As(err, &le) {
+		// A bot appeared between the look and the lock (started by hand).
+		if p, err = s.findRunning(); p != nil {
+			s.adopt(p)
+			return
+		}
+		if err == nil {
+			err = le
+		}
+	}
+	if err != nil {
+		s.failStart(err)
+		return
+	}
+	if s.startedOnce {
+		s.restarts++
+	}
+	s.startedOnce = true
+	s.p = p
+	s.problem = ""
+	s.state = bus.StateStarting
+	s.watch(p)
+	s.emit(bus.EventStarted, p.pid, reason, by)
+	if s.cfg.HeartbeatTimeout == 0 {
+		s.completeStart() // no heartbeats to wait for
+	}
+	s.armHang()
+}
+
+// spawn starts the bot with the locked PID file as descriptor 3, so the lock
+// lives exactly as long as the bot, even if this agent dies first.
+func (s *supervisor) spawn() (*proc, error) {
+	pf, err := pidfile.Acquire(s.cfg.PIDFile)
+	if err != nil {
+		return nil, err
+	}
+	argv := s.cfg.command()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(),
+		pidfile.EnvFD+"=3",
+		"NATS_URL="+s.cfg.NATSURL,
+		"LIFELINE_NAME="+s.cfg.Name,
+		"LIFELINE_PID_FILE="+s.cfg.PIDFile,
+	)
+	cmd.ExtraFiles = []*os.File{pf.Descriptor()}
+	cmd.SysProcAttr = sysProcAttr()
+	if s.cfg.LogFile != "" {
+		logf, err := os.OpenFile(s.cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			// The bot matters more than its log: start it anyway, and say so.
+			s.problem = fmt.Sprintf("cannot open bot log: %v", err)
+			s.log.Warn("bot output discarded", "err", err)
+		} else {
+			defer logf.Close()
+			cmd.Stdout, cmd.Stderr = logf, logf
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		pf.Remove()
+		return nil, fmt.Errorf("start bot: %w", err)
+	}
+	pid := cmd.Process.Pid
+	if err := pf.WritePID(pid); err != nil {
+		s.log.Warn("write pid file", "err", err) // an SDK bot writes it too
+	}
+	pf.Close() // the child's copy now holds the lock
+	p, err := inspect(pid)
+	if err != nil {
+		// Died already: its exit still arrives through the watcher, if we
+		// can open one; otherwise reap it here.
+		p = &proc{pid: pid, startedAt: time.Now()}
+	}
+	p.cmd = cmd
+	p.pgid = pid // Setsid made it the leader of its own group
+	p.spawnedAt = time.Now()
+	w, err := newWatcher(pid, cmd)
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("watch bot: %w", err)
+	}
+	p.watch = w
+	return p, nil
+}
+
+// findRunning returns the live bot holding the PID file, or nil when there is
+// none. A PID file nobody holds, or one that names a process which does not
+// hold it, is never trusted.
+func (s *supervisor) findRunning() (*proc, error) {
+	var pid int
+	var err error
+	for i := 0; i < 10; i++ {
+		pid, err = pidfile.Read(s.cfg.PIDFile)
+		if !errors.Is(err, pidfile.ErrGarbage) {
+			break
+		}
+		// Locked but not yet written: a bot is starting this instant.
+		time.Sleep(20 * time.Millisecond)
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, pidfile.ErrStale):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("pid file is locked but unreadable: %w", err)
+	case pid == os.Getpid():
+		return nil, fmt.Errorf("pid file %s names this agent (%d); refusing to adopt it", s.cfg.PIDFile, pid)
+	}
+	p, err := inspect(pid)
+	if err != nil {
+		return nil, fmt.Errorf("pid file %s names %d, which is not running, yet its lock is held by another process", s.cfg.PIDFile, pid)
+	}
+	w, err := newWatcher(pid, nil)
+	if err != nil {
+		return nil, fmt.Errorf("watch pid %d: %w", pid, err)
+	}
+	p.watch = w
+	// Checked after the watcher is open, so the watcher is known to follow
+	// the very process that passed.
+	if err := p.verify(s.cfg.PIDFile); err != nil {
+		w.close()
+		return nil, fmt.Errorf("pid file %s names %d, which does not hold its lock: %w", s.cfg.PIDFile, pid, err)
+	}
+	return p, nil
+}
+
+func (s *supervisor) adopt(p *proc) {
+	p.adopted = true
+	p.spawnedAt = time.Now()
+	s.startedOnce = true
+	s.p = p
+	s.problem = ""
+	s.state = bus.StateStarting
+	s.watch(p)
+	s.emit(bus.EventAdopted, p.pid, "found running through its pid file", "")
+	if s.cfg.HeartbeatTimeout == 0 {
+		s.completeStart()
+	}
+	s.armHang()
+}
+
+func (s *supervisor) watch(p *proc) {
+	s.wg.Go(func() {
+		code, sig, ok := p.watch.wait()
+		if !ok {
+			return
+		}
+		select {
+		case s.exits <- exitInfo{p: p, code: code, signal: sig}:
+		case <-s.done:
+		}
+	})
+}
+
+// failStart records why the bot could not be started and tries again later.
+func (s *supervisor) failStart(err error) {
+	s.problem = err.Error()
+	s.log.Error("cannot start bot", "err", err)
+	if s.op != nil {
+		s.finishOp(bus.Reply{Error: "cannot start bot: " + err.Error()})
+	}
+	s.streak++
+	s.scheduleStart(max(backoffDelay(s.streak, s.cfg.BackoffMin, s.cfg.BackoffMax), time.Second), err.Error())
+}
+
+func (s *supervisor) scheduleStart(d time.Duration, why string) {
+	s.state = bus.StateBackoff
+	s.nextStart = time.Now().Add(d)
+	stopTimer(&s.backoffT)
+	s.backoffT = time.NewTimer(d)
+	s.emit(bus.EventBackoff, 0, fmt.Sprintf("next start in %s: %s", d.Round(time.Millisecond), why), "")
+}
+
+func (s *supervisor) onExit(e exitInfo) {
+	p := e.p
+	if p != s.p {
+		return
+	}
+	p.watch.close()
+	if p.pgid > 0 {
+		// The leader is gone; take any children it left in its group too.
+		signalGroup(p.pgid, sigKill)
+	}
+	s.p = nil
+	stopTimer(&s.hangT)
+	stopTimer(&s.escalateT)
+	exit := &bus.Exit{At: time.Now().UTC(), Code: e.code, Signal: e.signal}
+	if exit.Signal == "" && p.cmd == nil && p.sentKill {
+		exit.Signal = "killed" // adopted: we know only what we sent
+	}
+	uptime := time.Since(p.startedAt)
+	s.lastExit = exit
+
+	if s.exiting {
+		exit.Reason = p.stopping
+		s.state = bus.StateStopped
+		s.emit(bus.EventStopped, p.pid, "agent exiting", "")
+		s.finished = true
+		return
+	}
+	if s.op != nil && (s.op.op == bus.OpStop || (s.op.op == bus.OpRestart && !s.op.starting)) {
+		exit.Reason = "requested"
+		if p.stopping == "" {
+			exit.Reason = "exited while stopping"
+		}
+		s.afterStop(p)
+		return
+	}
+	switch {
+	case p.stopping == "hung":
+		exit.Reason = "hung"
+		s.emit(bus.EventKilled, p.pid, "hung: no heartbeat", "")
+	case exit.Code != 0 || exit.Signal != "":
+		exit.Reason = "crashed"
+		s.emit(bus.EventCrashed, p.pid, exitText(exit), "")
+	default:
+		exit.Reason = "exited"
+		s.emit(bus.EventExited, p.pid, "exit code 0", "")
+	}
+	if s.op != nil {
+		// The new bot of a start or restart died before its first heartbeat.
+		s.finishOp(bus.Reply{Error: fmt.Sprintf("bot exited during start (%s); see its log", exitText(exit))})
+	}
+	if !s.want {
+		s.state = bus.StateStopped
+		return
+	}
+	s.streak = nextStreak(s.streak, uptime, s.cfg.BackoffReset)
+	if d := backoffDelay(s.streak, s.cfg.BackoffMin, s.cfg.BackoffMax); d > 0 {
+		s.scheduleStart(d, fmt.Sprintf("%d quick exits in a row", s.streak))
+		return
+	}
+	s.start("respawn after "+exit.Reason, "")
+}
+
+func exitText(e *bus.Exit) string {
+	if e.Signal != "" {
+		return "signal " + e.Signal
+	}
+	if e.Code < 0 {
+		return "exit status unknown"
+	}
+	return fmt.Sprintf("exit code %d", e.Code)
+}
+
+// afterStop continues a restart or stop once the old bot is gone.
+func (s *supervisor) afterStop(old *proc) {
+	switch s.op.op {
+	case bus.OpRestart:
+		s.op.starting = true
+		s.streak = 0
+		s.start("restart requested", s.op.by())
+	case bus.OpStop:
+		s.state = bus.StateStopped
+		s.emit(bus.EventStopped, old.pid, "stop requested", s.op.by())
+		s.finishOp(bus.Reply{OK: true, PID: old.pid})
+	}
+}
+
+// completeStart marks the bot running and answers the start or restart that
+// was waiting for it.
+func (s *supervisor) completeStart() {
+	s.state = bus.StateRunning
+	if s.op == nil || (s.op.op == bus.OpRestart && !s.op.starting) {
+		return
+	}
+	switch s.op.op {
+	case bus.OpRestart:
+		s.emit(bus.EventRestarted, s.p.pid, fmt.Sprintf("replaced pid %d", s.op.oldPID), s.op.by())
+		s.finishOp(bus.Reply{OK: true, OldPID: s.op.oldPID, NewPID: s.p.pid, TookMS: time.Since(s.op.begun).Milliseconds()})
+	case bus.OpStart:
+		s.finishOp(bus.Reply{OK: true, PID: s.p.pid})
+	}
+}
+
+func (s *supervisor) onHeartbeat(hb bus.Heartbeat) {
+	p := s.p
+	if p == nil {
+		if !s.exiting && s.op == nil && s.want {
+			// A bot started by hand while we waited: adopt it now.
+			if q, err := s.findRunning(); err == nil && q != nil {
+				s.adopt(q)
+			}
+		}
+		return
+	}
+	if !p.owns(hb.PID) || p.stopping != "" {
+		return
+	}
+	p.lastHB = time.Now()
+	p.hb = &hb
+	if s.state == bus.StateStarting {
+		s.completeStart()
+	}
+	s.armHang()
+}
+
+// armHang sets the hang timer to the moment the bot will count as hung. A
+// bot is judged only while the agent itself has been connected to the bus
+// for the whole timeout: missing heartbeats mean nothing when the bus is down.
+func (s *supervisor) armHang() {
+	stopTimer(&s.hangT)
+	if d, ok := s.hangDeadline(); ok {
+		s.hangT = time.NewTimer(time.Until(d))
+	}
+}
+
+func (s *supervisor) hangDeadline() (time.Time, bool) {
+	p, to := s.p, s.cfg.HeartbeatTimeout
+	if to <= 0 || p == nil || p.stopping != "" || s.connectedSince.IsZero() || s.exiting {
+		return time.Time{}, false
+	}
+	var d time.Time
+	switch {
+	case !p.lastHB.IsZero():
+		d = p.lastHB.Add(to)
+	case p.adopted:
+		d = p.spawnedAt.Add(to)
+	default:
+		d = p.spawnedAt.Add(s.cfg.StartTimeout)
+	}
+	if c := s.connectedSince.Add(to); c.After(d) {
+		d = c
+	}
+	return d, true
+}
+
+func (s *supervisor) onHangTimer() {
+	d, ok := s.hangDeadline()
+	if !ok {
+		return
+	}
+	if time.Now().Before(d) {
+		s.armHang()
+		return
+	}
+	p := s.p
+	reason := fmt.Sprintf("no heartbeat for %s", s.cfg.HeartbeatTimeout)
+	if p.lastHB.IsZero() && !p.adopted {
+		reason = fmt.Sprintf("no first heartbeat within %s", s.cfg.StartTimeout)
+	}
+	s.state = bus.StateHung
+	s.emit(bus.EventHung, p.pid, reason, "")
+	if s.op != nil && (s.op.op == bus.OpStart || s.op.starting) {
+		s.finishOp(bus.Reply{Error: "bot started but is hung: " + reason})
+	}
+	// A hung bot cannot shut down gracefully; kill it outright.
+	p.stopping = "hung"
+	s.signal(p, sigKill)
+}
+
+// beginStop asks the bot to stop and escalates: a shutdown request over the
+// bus, then SIGTERM to its group (at once if the request fails), then
+// SIGKILL when StopTimeout has passed.
+func (s *supervisor) beginStop(p *proc, reason string) {
+	if p.stopping == "" {
+		p.stopping = reason
+	}
+	s.state = bus.StateStopping
+	stopTimer(&s.hangT)
+	if p.sentKill {
+		return // already on its way out
+	}
+	p.stopAt = time.Now()
+	stopTimer(&s.escalateT)
+	s.escalateT = time.NewTimer(s.cfg.StopTimeout / 2)
+	nc, subject := s.nc, bus.ShutdownSubject(s.cfg.Name)
+	wait := min(s.cfg.StopTimeout/2, 2*time.Second)
+	s.wg.Go(func() {
+		ok := false
+		if nc.IsConnected() {
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			msg, err := nc.RequestWithContext(ctx, subject, bus.Encode(bus.Request{RequestedBy: "agent"}))
+			cancel()
+			if err == nil {
+				r, derr := bus.DecodeReply(msg.Data)
+				ok = derr == nil && r.OK && p.owns(r.PID)
+			}
+		}
+		select {
+		case s.acks <- shutdownAck{p: p, ok: ok}:
+		case <-s.done:
+		}
+	})
+}
+
+func (s *supervisor) onShutdownAck(a shutdownAck) {
+	if a.p != s.p || a.ok || a.p.sentTerm || a.p.sentKill {
+		return
+	}
+	s.terminate(a.p)
+}
+
+func (s *supervisor) onEscalate() {
+	p := s.p
+	if p == nil || p.stopping == "" {
+		return
+	}
+	if !p.sentTerm {
+		s.terminate(p)
+		return
+	}
+	s.signal(p, sigKill)
+}
+
+// terminate sends SIGTERM, and SIGCONT so that a stopped (SIGSTOP) bot can
+// act on it, then arms the final SIGKILL.
+func (s *supervisor) terminate(p *proc) {
+	s.signal(p, sigTerm)
+	s.signal(p, sigCont)
+	p.sentTerm = true
+	stopTimer(&s.escalateT)
+	s.escalateT = time.NewTimer(time.Until(p.stopAt.Add(s.cfg.StopTimeout)))
+}
+
+// signal sends sig to the bot after proving it is still the bot.
+func (s *supervisor) signal(p *proc, sig syscall.Signal) {
+	if err := p.verify(s.cfg.PIDFile); err != nil {
+		// The bot we knew is gone and the PID may belong to someone
+		// else now: never signal it. Its exit event follows.
+		s.log.Warn("not signalling", "pid", p.pid, "err", err)
+		return
+	}
+	if sig == sigKill {
+		p.sentKill = true
+	}
+	if err := p.kill(sig); err != nil {
+		s.log.Debug("signal bot", "pid", p.pid, "signal", sig.String(), "err", err)
+	}
+}
+
+func (s *supervisor) onRequest(r *request) {
+	if r.op == bus.OpStatus {
+		_ = r.msg.Respond(bus.Encode(s.status()))
+		return
+	}
+	if s.exiting {
+		respondErr(r.msg, "503", "agent is shutting down")
+		return
+	}
+	if s.op != nil {
+		if s.op.op == r.op {
+			s.op.reqs = append(s.op.reqs, r)
+			return
+		}
+		s.queue = append(s.queue, r)
+		return
+	}
+	s.begin(r)
+}
+
+func (s *supervisor) begin(r *request) {
+	s.op = &operation{op: r.op, reqs: []*request{r}, begun: time.Now()}
+	switch r.op {
+	case bus.OpRestart:
+		s.want = true
+		if s.p == nil {
+			s.op.starting = true
+			s.streak = 0
+			s.start("restart requested", s.op.by())
+			return
+		}
+		s.op.oldPID = s.p.pid
+		s.beginStop(s.p, "restart requested")
+	case bus.OpStop:
+		s.want = false
+		if s.p == nil {
+			stopTimer(&s.backoffT)
+			s.nextStart = time.Time{}
+			s.state = bus.StateStopped
+			s.finishOp(bus.Reply{OK: true})
+			return
+		}
+		s.op.oldPID = s.p.pid
+		s.beginStop(s.p, "stop requested")
+	case bus.OpStart:
+		s.want = true
+		if s.p != nil {
+			s.finishOp(bus.Reply{OK: true, PID: s.p.pid})
+			return
+		}
+		s.streak = 0
+		s.start("start requested", s.op.by())
+	}
+}
+
+// finishOp answers every request of the current operation, then begins the
+// next queued one.
+func (s *supervisor) finishOp(reply bus.Reply) {
+	op := s.op
+	s.op = nil
+	for _, r := range op.reqs {
+		if reply.OK {
+			_ = r.msg.Respond(bus.Encode(reply))
+		} else {
+			respondErr(r.msg, "500", reply.Error)
+		}
+	}
+	for len(s.queue) > 0 && s.op == nil {
+		next := s.queue[0]
+		s.queue = s.queue[1:]
+		s.begin(next)
+		// Later queued requests for the same operation join it.
+		rest := s.queue[:0]
+		for _, q := range s.queue {
+			if s.op != nil && q.op == s.op.op {
+				s.op.reqs = append(s.op.reqs, q)
+			} else {
+				rest = append(rest, q)
+			}
+		}
+		s.queue = rest
+	}
+}
+
+func (s *supervisor) status() bus.Status {
+	st := bus.Status{
+		Name:     s.cfg.Name,
+		State:    s.state,
+		Restarts: s.restarts,
+		LastExit: s.lastExit,
+		Agent:    bus.AgentInfo{PID: os.Getpid(), Host: s.host, Connected: true},
+		Problem:  s.problem,
+	}
+	if !s.nextStart.IsZero() {
+		t := s.nextStart.UTC()
+		st.NextStartAt = &t
+	}
+	p := s.p
+	if p == nil {
+		return st
+	}
+	st.PID, st.Host = p.pid, s.host
+	started := p.startedAt.UTC()
+	st.StartedAt = &started
+	if !p.lastHB.IsZero() {
+		at := p.lastHB.UTC()
+		age := time.Since(p.lastHB).Milliseconds()
+		st.LastHeartbeatAt, st.HeartbeatAgeMS = &at, &age
+	}
+	if p.hb != nil {
+		st.Stats, st.Version = p.hb.Stats, p.hb.Version
+		if p.hb.Host != "" {
+			st.Host = p.hb.Host
+		}
+	}
+	if p.ps != nil {
+		if cpu, err := p.ps.Percent(0); err == nil {
+			st.CPUPercent = cpu
+		}
+		if mem, err := p.ps.MemoryInfo(); err == nil {
+			st.RSSBytes = mem.RSS
+		}
+	}
+	return st
+}

@@ -1,0 +1,124 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/lifeline-dev/lifeline/internal/pidfile"
+	"github.com/shirou/gopsutil/v4/process"
+)
+
+// errNotOurBot is returned when a process fails the identity check: it must
+// never be signalled.
+var errNotOurBot = errors.New("process is not the bot")
+
+// proc is one bot process, started by this agent or adopted from its PID file.
+type proc struct {
+	pid       int
+	pgid      int   // process group to signal; 0 when the bot does not lead its own group
+	created   int64 // gopsutil create time (ms since the epoch), the identity proof
+	startedAt time.Time
+	cmd       *exec.Cmd // nil when adopted: we are not its parent
+	ps        *process.Process
+
+	watch *watcher
+
+	// Filled in by the supervisor while the process lives.
+	spawnedAt time.Time // when this agent started or adopted it (monotonic)
+	lastHB    time.Time // when its last heartbeat arrived, by our clock
+	hb        *bus.Heartbeat
+	stopping  string // why we are stopping it; empty means an exit would be unexpected
+	stopAt    time.Time
+	sentKill  bool
+	sentTerm  bool
+	adopted   bool
+}
+
+// owns reports whether a heartbeat or reply from pid speaks for p: the bot
+// itself, or a process in its group (a wrapper script's child).
+func (p *proc) owns(pid int) bool {
+	if pid == p.pid {
+		return true
+	}
+	if p.pgid <= 0 {
+		return false
+	}
+	pg, err := getpgid(pid)
+	return err == nil && pg == p.pgid
+}
+
+// exitInfo describes how a process ended.
+type exitInfo struct {
+	p      *proc
+	code   int
+	signal string
+}
+
+// inspect fills in the identity of a live process.
+func inspect(pid int) (*proc, error) {
+	ps, err := process.NewProcess(int32(pid))
+	if err != nil {
+		return nil, fmt.Errorf("find process %d: %w", pid, err)
+	}
+	created, err := ps.CreateTime()
+	if err != nil {
+		return nil, fmt.Errorf("create time of %d: %w", pid, err)
+	}
+	p := &proc{pid: pid, created: created, ps: ps, startedAt: time.UnixMilli(created)}
+	if pg, err := getpgid(pid); err == nil && pg == pid {
+		p.pgid = pg
+	}
+	return p, nil
+}
+
+// verify proves, right before a signal, that p is still the process we
+// started or adopted: same create time, and for an adopted bot, still the
+// holder of the PID file's lock. A recycled PID fails the check.
+func (p *proc) verify(pidPath string) error {
+	if p.ps == nil {
+		if p.cmd != nil {
+			return nil // our unreaped child, signalled through its pidfd
+		}
+		return fmt.Errorf("%w: pid %d has no recorded identity", errNotOurBot, p.pid)
+	}
+	created, err := p.ps.CreateTime()
+	if err != nil || created != p.created {
+		return fmt.Errorf("%w: pid %d was recycled or is gone", errNotOurBot, p.pid)
+	}
+	if p.cmd != nil {
+		return nil
+	}
+	held, err := pidfile.HeldBy(p.pid, pidPath)
+	if err != nil || !held {
+		return fmt.Errorf("%w: pid %d no longer holds %s", errNotOurBot, p.pid, pidPath)
+	}
+	return nil
+}
+
+// kill sends sig to the bot, and to its process group when it leads one, so
+// children it spawned go too. The caller has just verified p.
+func (p *proc) kill(sig syscall.Signal) error {
+	if err := p.watch.signal(sig); err != nil {
+		return err
+	}
+	if p.pgid > 0 {
+		signalGroup(p.pgid, sig)
+	}
+	return nil
+}
+
+// describeExit turns a wait status into an exit code and signal name.
+func describeExit(state *os.ProcessState) (int, string) {
+	if state == nil {
+		return -1, ""
+	}
+	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return -1, signalName(ws.Signal())
+	}
+	return state.ExitCode(), ""
+}
