@@ -230,7 +230,7 @@ func (s *supervisor) serve(nc *nats.Conn) (micro.Service, error) {
 	host, _ := os.Hostname()
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        bus.AgentService,
-		Version:     semver(s.cfg.Version),
+		Version:     bus.ServiceVersion(s.cfg.Version),
 		Description: "lifeline agent supervising bot " + s.cfg.Name,
 		Metadata:    map[string]string{"name": s.cfg.Name, "host": host, "pid": fmt.Sprint(os.Getpid())},
 	})
@@ -268,15 +268,6 @@ func (s *supervisor) handler(op string) func(micro.Request) {
 
 func respondErr(m micro.Request, code, msg string) {
 	_ = m.Error(code, msg, bus.Encode(bus.Reply{Error: msg}))
-}
-
-// semver makes a version micro accepts: it insists on semantic versions.
-func semver(v string) string {
-	v = strings.TrimPrefix(v, "v")
-	if v == "" || v == "dev" || !strings.ContainsAny(v[:1], "0123456789") || strings.Count(strings.SplitN(v, "-", 2)[0], ".") != 2 {
-		return "0.0.0-dev"
-	}
-	return v
 }
 
 // supervisor is the state of one agent. Only the loop goroutine touches it;

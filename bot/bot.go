@@ -11,9 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -155,7 +153,7 @@ func (b *Bot) Run(ctx context.Context) error {
 func (b *Bot) addService(nc *nats.Conn, pid int, host string, log *slog.Logger, stop func()) (micro.Service, error) {
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        bus.BotService,
-		Version:     serviceVersion(b.Version),
+		Version:     bus.ServiceVersion(b.Version),
 		Description: "lifeline bot " + b.Name,
 		Metadata:    map[string]string{"name": b.Name, "pid": strconv.Itoa(pid), "host": host},
 	})
@@ -304,17 +302,4 @@ func closeConn(nc *nats.Conn, closed <-chan struct{}, log *slog.Logger) {
 		log.Warn("bus connection did not drain in time")
 		nc.Close()
 	}
-}
-
-// semver is the pattern the micro package requires of a service version.
-var semver = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
-
-// serviceVersion turns a build version ("v1.2.3", "dev", "") into one the
-// micro package accepts, so an odd version never keeps a bot off the bus.
-func serviceVersion(v string) string {
-	v = strings.TrimPrefix(v, "v")
-	if semver.MatchString(v) {
-		return v
-	}
-	return "0.0.0-dev"
 }

@@ -475,20 +475,3 @@ func TestBusComesUpLater(t *testing.T) {
 	}
 	mustReturn(t, done)
 }
-
-func TestServiceVersion(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                  "0.0.0-dev",
-		"dev":               "0.0.0-dev",
-		"1.2":               "0.0.0-dev",
-		"v1.2.3":            "1.2.3",
-		"1.2.3":             "1.2.3",
-		"v1.2.3-4-gabc1234": "1.2.3-4-gabc1234",
-		"v1.2.3-dirty+meta": "1.2.3-dirty+meta",
-		"v01.2.3":           "0.0.0-dev",
-	} {
-		if got := serviceVersion(in); got != want {
-			t.Errorf("serviceVersion(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -6,7 +6,7 @@ package bus
 import (
 	"errors"
 	"fmt"
-	"regexp"
+	"strings"
 )
 
 // DefaultURL is the bus address used when neither --nats-url nor $NATS_URL is set.
@@ -38,15 +38,28 @@ const MaxRequestBytes = 4 << 10
 // ErrBadName is returned by ValidName for a name outside the allowed alphabet.
 var ErrBadName = errors.New("bot name must be 1-64 characters of A-Z a-z 0-9 _ -")
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
 // ValidName reports whether name may be used as a bot name. Names become NATS
-// subject tokens, so dots, wildcards and spaces are refused.
+// subject tokens, so dots, wildcards and spaces are refused. (A loop, not a
+// regexp: compiling one at init costs every start of the binary, and
+// `lifeline status` must start fast.)
 func ValidName(name string) error {
-	if !nameRE.MatchString(name) {
+	if !validToken(name, 64) {
 		return fmt.Errorf("%w (got %q)", ErrBadName, name)
 	}
 	return nil
+}
+
+func validToken(s string, maxLen int) bool {
+	if len(s) == 0 || len(s) > maxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // HeartbeatSubject is where bot name publishes its heartbeats.
@@ -64,16 +77,54 @@ func EventsSubject(name string) string { return "lifeline.events." + name }
 // NameFromSubject returns the bot name in a heartbeat, event or agent subject,
 // or "" when the subject is not one of lifeline's.
 func NameFromSubject(subject string) string {
-	m := subjectRE.FindStringSubmatch(subject)
-	if m == nil {
-		return ""
-	}
-	for _, s := range m[1:] {
-		if s != "" {
-			return s
+	t := strings.Split(subject, ".")
+	switch {
+	case len(t) == 4 && t[0] == "lifeline" && (t[1] == "bot" || t[1] == "agent") && isLower(t[3]),
+		len(t) == 3 && t[0] == "lifeline" && t[1] == "events":
+		if validToken(t[2], 64) {
+			return t[2]
 		}
 	}
 	return ""
 }
 
-var subjectRE = regexp.MustCompile(`^lifeline\.(?:bot\.([A-Za-z0-9_-]{1,64})\.[a-z]+|events\.([A-Za-z0-9_-]{1,64})|agent\.([A-Za-z0-9_-]{1,64})\.[a-z]+)$`)
+func isLower(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'a' || s[i] > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+// ServiceVersion returns v in the semantic-version form the micro package
+// insists on ("v1.2.3-4-gabc" becomes "1.2.3-4-gabc"), or "0.0.0-dev" when v
+// is not one (a bare commit hash, "dev").
+func ServiceVersion(v string) string {
+	v = strings.TrimPrefix(v, "v")
+	rest, meta, hasMeta := strings.Cut(v, "+")
+	core, pre, hasPre := strings.Cut(rest, "-")
+	nums := strings.Split(core, ".")
+	ok := len(nums) == 3
+	for _, n := range nums {
+		ok = ok && n != "" && strings.Trim(n, "0123456789") == "" && (n == "0" || n[0] != '0')
+	}
+	if hasPre {
+		for _, id := range strings.Split(pre, ".") {
+			numeric := strings.Trim(id, "0123456789") == ""
+			ok = ok && validToken(strings.ReplaceAll(id, "_", "!"), 256) && !(numeric && len(id) > 1 && id[0] == '0')
+		}
+	}
+	if hasMeta {
+		for _, id := range strings.Split(meta, ".") {
+			ok = ok && validToken(strings.ReplaceAll(id, "_", "!"), 256)
+		}
+	}
+	if !ok {
+		return "0.0.0-dev"
+	}
+	return v
+}

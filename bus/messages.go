@@ -124,7 +124,7 @@ type Reply struct {
 var ErrBadRequest = errors.New("bad request")
 
 // DecodeRequest parses a request body. Empty or blank bodies (what
-// `nats req SUBJECT ''` sends) are the zero request; anything else must be a
+// `nats req SUBJECT ""` sends) are the zero request; anything else must be a
 // JSON object with known fields and at most MaxRequestBytes long.
 func DecodeRequest(data []byte) (Request, error) {
 	var r Request
