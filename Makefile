@@ -17,9 +17,10 @@ run: build
 test:
 	$(GO) test -race -count=1 -timeout 10m ./...
 
-# TODO(lead): fill in the real benchmarks (status latency, restart time).
+# Real processes from the built binary, 30 rounds per figure: respawn after
+# SIGKILL, hang detection, restart, `lifeline status`, and memory.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime=1x ./...
+	$(GO) test -run '^$$' -bench E2E -benchtime=1x -timeout 10m ./cmd/lifeline
 
 lint:
 	$(GO) vet ./...
