@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -18,6 +20,19 @@ type ServerConfig struct {
 	Name string
 	// Verbose turns on the server's own logging.
 	Verbose bool
+
+	// ClusterListen (host:port) joins this server to other dashboards'
+	// servers into one NATS cluster named ClusterName, dialling Routes
+	// (nats://host:port URLs of their cluster ports).
+	ClusterListen string
+	ClusterName   string
+	Routes        []string
+
+	// StoreDir turns on JetStream, keeping its data there.
+	StoreDir string
+
+	// Users must log in; with none, only loopback listeners are allowed.
+	Users []User
 }
 
 // Server is an embedded NATS server.
@@ -61,6 +76,9 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		NoLog:      !cfg.Verbose,
 		MaxPayload: 1 << 20,
 	}
+	if err := configure(opts, cfg, host); err != nil {
+		return nil, err
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("bus server: %w", err)
@@ -74,6 +92,65 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("%w on %s within 10s", ErrServerNotReady, cfg.Listen)
 	}
 	return &Server{s}, nil
+}
+
+// configure applies clustering, JetStream and users to opts.
+func configure(opts *server.Options, cfg ServerConfig, host string) error {
+	clusterHost := ""
+	if cfg.ClusterListen != "" {
+		h, p, err := net.SplitHostPort(cfg.ClusterListen)
+		if err != nil {
+			return fmt.Errorf("cluster listen address %q: %w", cfg.ClusterListen, err)
+		}
+		port, err := strconv.Atoi(p)
+		if err != nil || port < 0 || port > 65535 {
+			return fmt.Errorf("cluster listen address %q: bad port", cfg.ClusterListen)
+		}
+		if port == 0 {
+			port = server.RANDOM_PORT
+		}
+		name := cfg.ClusterName
+		if name == "" {
+			name = "lifeline"
+		}
+		clusterHost = h
+		opts.Cluster = server.ClusterOpts{Name: name, Host: h, Port: port, ConnectRetries: -1}
+		for _, r := range cfg.Routes {
+			u, err := url.Parse(strings.TrimSpace(r))
+			if err != nil || u.Host == "" {
+				return fmt.Errorf("route %q: want nats://host:port", r)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
+	}
+	if cfg.StoreDir != "" {
+		opts.JetStream = true
+		opts.StoreDir = cfg.StoreDir
+	}
+	if len(cfg.Users) == 0 {
+		if !isLoopback(host) || (clusterHost != "" && !isLoopback(clusterHost)) {
+			return ErrNoCredentials
+		}
+		return nil
+	}
+	for _, u := range cfg.Users {
+		perms, err := Permissions(u.Role, u.Bot)
+		if err != nil {
+			return fmt.Errorf("bus user %s: %w", u.Name, err)
+		}
+		opts.Users = append(opts.Users, &server.User{Username: u.Name, Password: u.Password, Permissions: perms})
+	}
+	return nil
+}
+
+// ClusterURL is the nats://host:port other servers route to, or "" when
+// the server is not clustered.
+func (s *Server) ClusterURL() string {
+	addr := s.ClusterAddr()
+	if addr == nil {
+		return ""
+	}
+	return "nats://" + addr.String()
 }
 
 // Close shuts the server down and waits until it has stopped.
