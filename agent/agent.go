@@ -447,6 +447,9 @@ func (s *supervisor) onConn() {
 func (s *supervisor) emit(typ bus.EventType, pid int, reason, by string) {
 	ev := bus.Event{Time: time.Now().UTC(), Name: s.cfg.Name, Type: typ, PID: pid, Reason: reason, RequestedBy: by}
 	s.log.Info("bot "+string(typ), "pid", pid, "reason", reason, "requested_by", by)
+	if s.nc == nil {
+		return // unit tests of the state machine run without a bus
+	}
 	if err := s.nc.Publish(bus.EventsSubject(s.cfg.Name), bus.Encode(ev)); err != nil {
 		s.log.Warn("publish event", "err", err)
 	}
