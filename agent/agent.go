@@ -90,7 +90,9 @@ func (a *Agent) command() []string {
 	if len(a.Command) > 0 {
 		return a.Command
 	}
-	return []string{a.Self, "bot", "--name", a.Name, "--pid-file", a.PIDFile, "--nats-url", a.NATSURL}
+	// The bus URL reaches the bot through NATS_URL, not its command line,
+	// where a password in it would show in ps.
+	return []string{a.Self, "bot", "--name", a.Name, "--pid-file", a.PIDFile}
 }
 
 func (a *Agent) validate() error {

@@ -69,6 +69,7 @@ func (s *supervisor) spawn() (*proc, error) {
 	cmd.Env = append(os.Environ(),
 		pidfile.EnvFD+"=3",
 		"NATS_URL="+s.cfg.NATSURL,
+		"LIFELINE_NATS_URL="+s.cfg.NATSURL, // beats a different one inherited from our environment
 		"LIFELINE_NAME="+s.cfg.Name,
 		"LIFELINE_PID_FILE="+s.cfg.PIDFile,
 	)
@@ -548,7 +549,7 @@ func (s *supervisor) status() bus.Status {
 		State:    s.state,
 		Restarts: s.restarts,
 		LastExit: s.lastExit,
-		Agent:    bus.AgentInfo{PID: os.Getpid(), Host: s.host, Connected: true},
+		Agent:    bus.AgentInfo{PID: os.Getpid(), Host: s.host, Connected: true, Bus: s.nc.ConnectedUrlRedacted()},
 		Problem:  s.problem,
 	}
 	if !s.nextStart.IsZero() {

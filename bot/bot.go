@@ -128,7 +128,7 @@ func (b *Bot) Run(ctx context.Context) error {
 		return err
 	}
 
-	log.Info("bot started", "pid", pid, "pid_file", b.PIDFile, "nats_url", bus.URLs(b.NATSURL))
+	log.Info("bot started", "pid", pid, "pid_file", b.PIDFile, "nats_url", bus.Redact(bus.URLs(b.NATSURL)))
 	b.loop(ctx, stop, log, func(seq uint64, started time.Time, stats map[string]int64) {
 		hb := bus.Heartbeat{
 			Name: b.Name, PID: pid, Host: host, Seq: seq,

@@ -24,7 +24,8 @@ const (
 	RoleOperator Role = "operator"
 	// RoleViewer may only watch: heartbeats, events, status and discovery.
 	RoleViewer Role = "viewer"
-	// RoleAgent may supervise one bot (User.Bot) and nothing else.
+	// RoleAgent may supervise one bot (User.Bot) and nothing else. It may
+	// also act as that bot, so the demo bot it starts can share its login.
 	RoleAgent Role = "agent"
 	// RoleBot may be one bot (User.Bot): publish its heartbeats, answer its
 	// shutdown requests.
@@ -80,8 +81,8 @@ func Permissions(role Role, bot string) (*server.Permissions, error) {
 		}
 		if role == RoleAgent {
 			return allow(
-				cat(srv, []string{EventsSubject(bot), ShutdownSubject(bot), AgentSubject(bot, OpStatus)}),
-				cat(srv, inbox, []string{"lifeline.agent." + bot + ".*", HeartbeatSubject(bot)}),
+				cat(srv, []string{EventsSubject(bot), ShutdownSubject(bot), AgentSubject(bot, OpStatus), HeartbeatSubject(bot)}),
+				cat(srv, inbox, []string{"lifeline.agent." + bot + ".*", HeartbeatSubject(bot), ShutdownSubject(bot)}),
 			), nil
 		}
 		return allow(

@@ -52,3 +52,11 @@ func TestNameFromSubject(t *testing.T) {
 		}
 	}
 }
+
+func TestRedact(t *testing.T) {
+	in := "nats://alice:s3cret@a:4222, nats://b:4222,tls://bob:pw@c:4222"
+	got := Redact(in)
+	if strings.Contains(got, "s3cret") || strings.Contains(got, "pw@") || !strings.Contains(got, "alice:xxxxx@a:4222") || !strings.Contains(got, "nats://b:4222") {
+		t.Fatalf("Redact(%q) = %q", in, got)
+	}
+}

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -23,6 +24,23 @@ func URLs(flagValue string) string {
 		return v
 	}
 	return DefaultURL
+}
+
+// Redact hides the passwords in a comma-separated URL list, for logs and
+// messages: "nats://alice:secret@host" becomes "nats://alice:xxxxx@host".
+func Redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil || u.User == nil {
+			continue
+		}
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
 }
 
 // Connect opens a named client connection to the comma-separated urls. It

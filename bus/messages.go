@@ -75,6 +75,9 @@ type AgentInfo struct {
 	PID       int    `json:"pid,omitempty"`
 	Host      string `json:"host,omitempty"`
 	Connected bool   `json:"connected"`
+	// Bus is the server the agent is connected to (password redacted), so
+	// operators of a clustered bus can see which dashboard carries it.
+	Bus string `json:"bus,omitempty"`
 }
 
 // Status is the status object the agent answers on OpStatus and the dashboard
@@ -128,8 +131,14 @@ var ErrBadRequest = errors.New("bad request")
 // JSON object with known fields and at most MaxRequestBytes long.
 func DecodeRequest(data []byte) (Request, error) {
 	var r Request
-	if len(bytes.TrimSpace(data)) == 0 {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
 		return r, nil
+	}
+	// encoding/json decodes null into a struct without complaint; a request
+	// is an object or nothing.
+	if trimmed[0] != '{' {
+		return Request{}, fmt.Errorf("%w: body is not a JSON object", ErrBadRequest)
 	}
 	if err := decodeStrict(data, &r); err != nil {
 		return Request{}, err
@@ -185,6 +194,11 @@ func DecodeEvent(data []byte) (Event, error) {
 	}
 	if err := ValidName(e.Name); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	// Unknown types pass, so that a newer agent may add some; a missing or
+	// odd one means the message is not an event at all.
+	if !isLower(string(e.Type)) || len(e.Type) > 32 {
+		return Event{}, fmt.Errorf("%w: event type %q", ErrBadRequest, e.Type)
 	}
 	return e, nil
 }
