@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -212,9 +213,11 @@ func TestHealthzNeedsNoToken(t *testing.T) {
 		t.Fatalf("healthz: %d %q", r.code, r.body)
 	}
 	for h, want := range map[string]string{
-		"X-Content-Type-Options": "nosniff",
-		"X-Frame-Options":        "DENY",
-		"Referrer-Policy":        "no-referrer",
+		"X-Content-Type-Options":       "nosniff",
+		"X-Frame-Options":              "DENY",
+		"Referrer-Policy":              "no-referrer",
+		"Cross-Origin-Opener-Policy":   "same-origin",
+		"Cross-Origin-Resource-Policy": "same-origin",
 	} {
 		if got := r.header.Get(h); got != want {
 			t.Errorf("%s = %q, want %q", h, got, want)
@@ -568,6 +571,46 @@ func TestCookieLoginAndCSRF(t *testing.T) {
 	}
 	if !cleared {
 		t.Errorf("logout did not clear the cookie: %v", r.header.Values("Set-Cookie"))
+	}
+}
+
+func TestLoginForm(t *testing.T) {
+	td := startDashboard(t)
+	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+
+	r := call(t, http.MethodPost, td.base+"/login", form, strings.NewReader("token=wrong"))
+	if r.code != http.StatusUnauthorized || !strings.Contains(string(r.body), `id="login-message"`) ||
+		!strings.Contains(string(r.body), "Wrong token") {
+		t.Fatalf("wrong token: HTTP %d %s", r.code, r.body)
+	}
+	if len(r.header.Values("Set-Cookie")) != 0 {
+		t.Errorf("wrong token set a cookie")
+	}
+	// The page the form comes back on posts again, without inline script.
+	if body := string(r.body); !strings.Contains(body, `method="post"`) || strings.Contains(body, "<script") || strings.Contains(body, "style=") {
+		t.Errorf("login page: %s", body)
+	}
+
+	r = call(t, http.MethodPost, td.base+"/login", form, strings.NewReader("token="+url.QueryEscape(td.AccessToken()+"\n")))
+	if r.code != http.StatusSeeOther || r.header.Get("Location") != "/" {
+		t.Fatalf("login: HTTP %d Location %q", r.code, r.header.Get("Location"))
+	}
+	var session string
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == SessionCookie {
+			session = c.Value
+		}
+	}
+	if session == "" {
+		t.Fatal("form login set no session cookie")
+	}
+	if r := call(t, http.MethodGet, td.base+"/api/session", map[string]string{"Cookie": SessionCookie + "=" + session}, nil); r.code != http.StatusOK {
+		t.Errorf("session after form login: HTTP %d", r.code)
+	}
+
+	// An empty form shows the form, not an error.
+	if r := call(t, http.MethodPost, td.base+"/login", form, strings.NewReader("token=")); r.code != http.StatusOK {
+		t.Errorf("empty form: HTTP %d", r.code)
 	}
 }
 

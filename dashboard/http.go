@@ -59,6 +59,8 @@ func fail(c fiber.Ctx, code int, msg string) error {
 	return c.Status(code).JSON(apiError{Error: msg})
 }
 
+// csp allows the page's own files only: no inline script or style, no
+// other origin, no framing.
 const csp = "default-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'; object-src 'none'"
 
 func setSecurityHeaders(c fiber.Ctx) {
@@ -66,6 +68,9 @@ func setSecurityHeaders(c fiber.Ctx) {
 	c.Set("X-Frame-Options", "DENY")
 	c.Set("Referrer-Policy", "no-referrer")
 	c.Set("Content-Security-Policy", csp)
+	c.Set("Cross-Origin-Opener-Policy", "same-origin")
+	c.Set("Cross-Origin-Resource-Policy", "same-origin")
+	c.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
 }
 
 // newApp builds the Fiber app. It deliberately has no request logger: the
@@ -91,6 +96,9 @@ func (d *Dashboard) newApp() *fiber.App {
 	app.Get("/", d.handleIndex)
 	app.Get("/static/*", d.handleStatic)
 	app.Get("/login", d.handleLogin)
+	// The page's form posts the token, so it stays out of the address bar
+	// and the history; GET serves the link printed at start.
+	app.Post("/login", d.handleLogin)
 	app.Get("/logout", d.handleLogout)
 
 	api := app.Group("/api", d.requireAuth)
@@ -348,11 +356,15 @@ func (d *Dashboard) sendAsset(c fiber.Ctx, name string) error {
 	return c.Send(data)
 }
 
-// handleLogin turns the token in the query into a session cookie and sends
-// the browser to the page, so the token leaves the address bar at once.
+// handleLogin turns the token (in the query of GET, in the form of POST)
+// into a session cookie and sends the browser to the page, so the token
+// leaves the address bar at once.
 func (d *Dashboard) handleLogin(c fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	token := c.Query("token")
+	if c.Method() == fiber.MethodPost {
+		token = strings.TrimSpace(c.FormValue("token"))
+	}
 	if token == "" {
 		return sendHTML(c, fiber.StatusOK, loginPage(""))
 	}
@@ -404,19 +416,23 @@ func sendHTML(c fiber.Ctx, code int, body string) error {
 }
 
 // loginPage is the stand-alone login form, with msg (plain text) above it.
+// It mirrors the page's own #login section, so both look and behave alike.
 func loginPage(msg string) string {
 	var b strings.Builder
 	b.WriteString(`<!doctype html><html lang="en"><head><meta charset="utf-8">` +
 		`<meta name="viewport" content="width=device-width, initial-scale=1">` +
-		`<title>lifeline: log in</title><link rel="stylesheet" href="/static/style.css"></head><body>` +
-		`<header class="topbar"><h1>lifeline</h1></header><main><section class="card login"><h2>Log in</h2>`)
+		`<title>lifeline: log in</title><link rel="icon" href="/static/favicon.svg" type="image/svg+xml">` +
+		`<link rel="stylesheet" href="/static/style.css"></head><body>` +
+		`<header class="topbar"><h1>lifeline</h1></header><main id="main">` +
+		`<section id="login" class="card login" aria-labelledby="login-title"><h2 id="login-title">Log in</h2>`)
 	if msg != "" {
-		b.WriteString(`<p id="login-message" class="login-message">` + html.EscapeString(msg) + `</p>`)
+		b.WriteString(`<p id="login-message" class="login-message" role="alert">` + html.EscapeString(msg) + `</p>`)
 	}
 	b.WriteString(`<p>Paste the dashboard's access token. It is printed where <code>lifeline dashboard</code> ` +
-		`was started and stored in <code>data/` + TokenFile + `</code>.</p>` +
-		`<form id="login-form" action="/login" method="get"><label for="login-token">Token</label> ` +
-		`<input id="login-token" name="token" type="password" autocomplete="current-password" required> ` +
+		`was started and stored in <code>data/` + TokenFile + `</code> next to it.</p>` +
+		`<form id="login-form" action="/login" method="post"><label for="login-token">Access token</label>` +
+		`<input id="login-token" name="token" type="password" autocomplete="current-password" ` +
+		`autocapitalize="off" spellcheck="false" required autofocus>` +
 		`<button id="login-btn" type="submit">Log in</button></form></section></main></body></html>`)
 	return b.String()
 }

@@ -30,7 +30,11 @@ func TestPageElementIDs(t *testing.T) {
 	}
 	page := string(data)
 	// Later browser tests select these; keep them stable.
-	for _, id := range []string{"bot-state", "bot-pid", "restart-btn", "live-indicator", "events", "bots-table", "login", "login-form"} {
+	for _, id := range []string{
+		"bot-state", "bot-pid", "restart-btn", "stop-btn", "start-btn", "restart-result", "live-indicator",
+		"events", "bots-table", "login", "login-form", "login-token", "logout-link",
+		"confirm-dialog", "confirm-ok", "confirm-cancel",
+	} {
 		if !strings.Contains(page, `id="`+id+`"`) {
 			t.Errorf("index.html lacks #%s", id)
 		}
@@ -38,5 +42,20 @@ func TestPageElementIDs(t *testing.T) {
 	// The CSP forbids inline script and style.
 	if strings.Contains(page, "<script>") || strings.Contains(page, "style=") || strings.Contains(page, "onclick") {
 		t.Errorf("index.html has inline script or style")
+	}
+}
+
+func TestScriptIsSafe(t *testing.T) {
+	data, err := fs.ReadFile(FS(), "app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := string(data)
+	// Bot names, hosts and reasons come from the bus: the script must set
+	// text, never parse HTML. Confirmation uses the page's own <dialog>.
+	for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "window.confirm", ".style."} {
+		if strings.Contains(js, bad) {
+			t.Errorf("app.js uses %s", bad)
+		}
 	}
 }

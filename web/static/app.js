@@ -1,26 +1,40 @@
-// lifeline dashboard page: reads /api/session, then keeps the bots' status
-// live through the /api/stream event source. No framework, no CDN.
+// lifeline dashboard page. It asks /api/session whether the browser is
+// logged in, then keeps every bot's status live through the /api/stream
+// event source, and re-reads the full state each time the stream
+// (re)connects. No framework, no build step, no CDN; the CSP allows no
+// inline script or style, so everything here works through the DOM.
 "use strict";
 
 (function () {
   const MAX_EVENTS = 100;
+  const RETRY_MIN_MS = 1000;
+  const RETRY_MAX_MS = 5000;
 
   const page = {
     csrf: "",
     defaultBot: "bot",
-    bots: new Map(), // name -> {status, receivedAt}
-    events: [],
+    bots: new Map(), // name -> {status, receivedAt, seq}
+    seq: 0, // counts status updates, so an older full read never overwrites a newer update
+    events: [], // newest first
+    arrivals: 0, // orders events with equal times: the later arrival first
+    eventKeys: new Set(),
     source: null,
+    retryTimer: null,
+    retryDelay: RETRY_MIN_MS,
+    loggedIn: false,
+    busy: new Set(), // "name/op" under way
   };
 
   const $ = (id) => document.getElementById(id);
+
+  // ---- formatting -------------------------------------------------------
 
   const STATE_LABEL = {
     running: "Running",
     starting: "Starting",
     stopping: "Stopping",
     stopped: "Stopped",
-    backoff: "Stopped",
+    backoff: "Stopped (backoff)",
     hung: "Hung",
     unknown: "Unknown",
   };
@@ -36,98 +50,289 @@
   function stateClass(state) {
     return STATE_CLASS[state] || "state-unknown";
   }
-
-  function setLive(kind, text) {
-    const el = $("live-indicator");
-    el.className = "live live-" + kind;
-    el.textContent = text;
-    el.dataset.live = kind;
+  function capitalize(s) {
+    return s.charAt(0).toUpperCase() + s.slice(1);
   }
 
-  function showLogin(message) {
-    $("app").hidden = true;
-    $("logout-link").hidden = true;
-    $("login").hidden = false;
-    setLive("offline", message || "Logged out");
-    if (page.source) {
-      page.source.close();
-      page.source = null;
-    }
-  }
-
-  // api calls the dashboard API; a 401 anywhere means the session is gone.
-  async function api(method, path) {
-    const opts = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (method !== "GET") {
-      opts.headers["X-CSRF-Token"] = page.csrf;
-    }
-    const res = await fetch(path, opts);
-    let body = null;
-    try {
-      body = await res.json();
-    } catch (e) {
-      body = { ok: false, error: "unexpected answer (HTTP " + res.status + ")" };
-    }
-    if (res.status === 401) {
-      showLogin("Logged out");
-    }
-    return { status: res.status, body: body };
+  function formatDuration(ms) {
+    if (ms < 0) ms = 0;
+    const s = Math.floor(ms / 1000);
+    if (s < 60) return s + " s";
+    const m = Math.floor(s / 60);
+    if (m < 60) return m + " min " + (s % 60) + " s";
+    const h = Math.floor(m / 60);
+    if (h < 48) return h + " h " + (m % 60) + " min";
+    return Math.floor(h / 24) + " d " + (h % 24) + " h";
   }
 
   function formatAge(ms) {
-    if (ms === undefined || ms === null) return "–";
-    if (ms < 1000) return ms + " ms ago";
-    const s = Math.round(ms / 1000);
-    if (s < 120) return s + " s ago";
-    const m = Math.round(s / 60);
-    if (m < 120) return m + " min ago";
-    return Math.round(m / 60) + " h ago";
+    if (ms === null || ms === undefined) return "–";
+    if (ms < 1000) return "just now";
+    return formatDuration(ms) + " ago";
   }
 
-  // heartbeatAge adds the time since the status arrived to the age it had then.
+  function formatBytes(n) {
+    if (!n) return "–";
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) {
+      n /= 1024;
+      i++;
+    }
+    return (i === 0 ? String(n) : n.toFixed(1)) + " " + units[i];
+  }
+
+  // agentKnows says whether CPU and memory figures are real: only an agent
+  // measures them.
+  function agentKnows(st) {
+    return !!(st.pid && st.agent && st.agent.connected);
+  }
+
+  function formatCPU(st) {
+    if (!agentKnows(st) || typeof st.cpu_percent !== "number") return "–";
+    return st.cpu_percent.toFixed(1) + " %";
+  }
+
+  function formatTime(iso) {
+    const d = new Date(iso);
+    if (isNaN(d)) return "";
+    const sameDay = d.toDateString() === new Date().toDateString();
+    return sameDay ? d.toLocaleTimeString() : d.toLocaleString();
+  }
+
+  function formatExit(exit) {
+    if (!exit) return "–";
+    const how = exit.signal ? "signal " + exit.signal : "exit code " + exit.code;
+    let s = exit.reason ? exit.reason + " (" + how + ")" : how;
+    const at = exit.at ? formatTime(exit.at) : "";
+    if (at) s += " at " + at;
+    return s;
+  }
+
+  function formatAgent(st) {
+    if (!st.agent || !st.agent.connected) return "not connected";
+    let s = "connected";
+    if (st.agent.pid) s += ", PID " + st.agent.pid;
+    if (st.agent.host && st.agent.host !== st.host) s += " on " + st.agent.host;
+    return s;
+  }
+
+  function formatStats(stats) {
+    if (!stats) return "–";
+    const keys = Object.keys(stats).sort();
+    if (keys.length === 0) return "–";
+    return keys.map((k) => k.replace(/_/g, " ") + " " + stats[k]).join(" · ");
+  }
+
+  // heartbeatAge is the age the status reported plus the time since it came.
   function heartbeatAge(entry) {
     const st = entry.status;
     if (st.heartbeat_age_ms === undefined || st.heartbeat_age_ms === null) return null;
     return st.heartbeat_age_ms + (Date.now() - entry.receivedAt);
   }
 
-  function formatExit(exit) {
-    if (!exit) return "–";
-    const parts = [];
-    if (exit.signal) parts.push("signal " + exit.signal);
-    else parts.push("code " + exit.code);
-    if (exit.reason) parts.push(exit.reason);
-    if (exit.at) parts.push(new Date(exit.at).toLocaleString());
-    return parts.join(", ");
+  function uptime(st) {
+    if (!st.pid || !st.started_at) return "–";
+    if (st.state !== "running" && st.state !== "hung" && st.state !== "starting" && st.state !== "stopping") return "–";
+    const since = new Date(st.started_at);
+    if (isNaN(since)) return "–";
+    return formatDuration(Date.now() - since.getTime());
   }
 
-  function formatAgent(st) {
-    if (!st.agent || !st.agent.connected) return "not connected";
-    let s = "connected";
-    if (st.agent.pid) s += " (PID " + st.agent.pid + ")";
-    return s;
+  function note(st) {
+    if (st.problem) return st.problem;
+    if (st.state === "backoff" && st.next_start_at) {
+      const ms = new Date(st.next_start_at).getTime() - Date.now();
+      return "The bot keeps crashing; the agent waits before starting it again" +
+        (ms > 0 ? " (next start in " + formatDuration(ms + 999) + ")." : ".");
+    }
+    if (st.state === "hung") return "No heartbeat from the bot: the agent is about to kill and restart it.";
+    if ((!st.agent || !st.agent.connected) && st.state !== "running") {
+      return "No agent answers for this bot: start one with “lifeline agent --name " + st.name + "” on the bot's host.";
+    }
+    return "";
   }
+
+  // setText changes an element's text only when it differs, so screen
+  // readers and selections are not disturbed every second.
+  function setText(el, text) {
+    if (el.textContent !== text) el.textContent = text;
+  }
+
+  function setBadge(el, state) {
+    state = state || "unknown";
+    setText(el, stateLabel(state));
+    const cls = "badge " + stateClass(state);
+    if (el.className !== cls) el.className = cls;
+    if (el.dataset.state !== state) el.dataset.state = state;
+  }
+
+  // ---- connection state -------------------------------------------------
+
+  const LIVE_TEXT = {
+    connecting: "Connecting…",
+    live: "Live",
+    reconnecting: "Reconnecting…",
+    offline: "Offline",
+    "logged-out": "Logged out",
+  };
+
+  function setLive(kind) {
+    const el = $("live-indicator");
+    if (el.dataset.live === kind) return;
+    el.dataset.live = kind;
+    el.className = "live live-" + kind;
+    el.textContent = LIVE_TEXT[kind];
+    $("stale-note").hidden = !(page.loggedIn && (kind === "reconnecting" || kind === "offline"));
+    document.body.classList.toggle("stale", kind === "reconnecting" || kind === "offline");
+  }
+
+  function closeStream() {
+    if (page.source) {
+      page.source.close();
+      page.source = null;
+    }
+    if (page.retryTimer) {
+      clearTimeout(page.retryTimer);
+      page.retryTimer = null;
+    }
+  }
+
+  function showLogin(message) {
+    page.loggedIn = false;
+    closeStream();
+    const dlg = $("confirm-dialog");
+    if (dlg.open) dlg.close("cancel");
+    $("app").hidden = true;
+    $("logout-link").hidden = true;
+    $("login").hidden = false;
+    const msg = $("login-message");
+    msg.hidden = !message;
+    msg.textContent = message || "";
+    setLive("logged-out");
+    $("login-token").focus();
+  }
+
+  function showApp() {
+    page.loggedIn = true;
+    $("login").hidden = true;
+    $("app").hidden = false;
+  }
+
+  // ---- API --------------------------------------------------------------
+
+  // api calls the dashboard API. A 401 means the session is gone: the login
+  // form comes back. Network failures throw.
+  async function api(method, path) {
+    const opts = { method: method, credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } };
+    if (method !== "GET") opts.headers["X-CSRF-Token"] = page.csrf;
+    const res = await fetch(path, opts);
+    let body;
+    try {
+      body = await res.json();
+    } catch (e) {
+      body = { ok: false, error: "unexpected answer from the dashboard (HTTP " + res.status + ")" };
+    }
+    if (res.status === 401 && page.loggedIn) {
+      showLogin("Your session has ended. Log in again.");
+    }
+    return { status: res.status, body: body || {} };
+  }
+
+  function applySession(body) {
+    page.csrf = body.csrf_token || "";
+    page.defaultBot = body.default_bot || "bot";
+    $("logout-link").hidden = body.auth !== "cookie";
+    if (body.version) $("live-indicator").title = "dashboard " + body.version + (body.host ? " on " + body.host : "");
+  }
+
+  // ---- state ------------------------------------------------------------
+
+  function setStatus(st) {
+    page.seq++;
+    page.bots.set(st.name, { status: st, receivedAt: Date.now(), seq: page.seq });
+  }
+
+  function eventKey(e) {
+    return [e.time, e.name, e.type, e.pid || 0, e.reason || ""].join("|");
+  }
+
+  function addEvents(list) {
+    let changed = false;
+    for (const e of list) {
+      if (!e || !e.type) continue;
+      const k = eventKey(e);
+      if (page.eventKeys.has(k)) continue;
+      page.eventKeys.add(k);
+      page.events.push({ e: e, n: ++page.arrivals, at: new Date(e.time).getTime() || 0 });
+      changed = true;
+    }
+    if (!changed) return;
+    page.events.sort((a, b) => b.at - a.at || b.n - a.n);
+    for (const x of page.events.splice(MAX_EVENTS)) page.eventKeys.delete(eventKey(x.e));
+    renderEvents();
+  }
+
+  // resync re-reads everything: after the first connection and after every
+  // reconnection, since the dashboard may have restarted meanwhile.
+  async function resync() {
+    const since = page.seq;
+    let session, bots, events;
+    try {
+      [session, bots, events] = await Promise.all([
+        api("GET", "/api/session"),
+        api("GET", "/api/bots"),
+        api("GET", "/api/events"),
+      ]);
+    } catch (e) {
+      return; // the stream's error handler reports the outage
+    }
+    if (!page.loggedIn) return;
+    if (session.status === 200) applySession(session.body);
+    if (bots.status === 200 && Array.isArray(bots.body.bots)) {
+      const seen = new Set();
+      for (const st of bots.body.bots) {
+        seen.add(st.name);
+        const cur = page.bots.get(st.name);
+        if (!cur || cur.seq <= since) setStatus(st);
+      }
+      for (const [name, cur] of page.bots) {
+        if (!seen.has(name) && cur.seq <= since) page.bots.delete(name);
+      }
+    }
+    if (events.status === 200 && Array.isArray(events.body.events)) {
+      addEvents(events.body.events.slice().reverse()); // oldest first, as they arrived
+    }
+    render();
+  }
+
+  // ---- rendering --------------------------------------------------------
 
   function renderCard() {
     const name = page.defaultBot;
-    $("bot-name").textContent = name;
+    setText($("bot-name"), name);
     const entry = page.bots.get(name);
     const st = entry ? entry.status : { name: name, state: "unknown", agent: { connected: false } };
-    const badge = $("bot-state");
-    badge.textContent = stateLabel(st.state);
-    badge.className = "badge " + stateClass(st.state);
-    badge.dataset.state = st.state;
-    badge.title = st.state;
-    $("bot-pid").textContent = st.pid ? String(st.pid) : "–";
-    $("bot-host").textContent = st.host || "–";
-    $("bot-heartbeat").textContent = entry ? formatAge(heartbeatAge(entry)) : "–";
-    $("bot-restarts").textContent = st.restarts !== undefined ? String(st.restarts) : "–";
-    $("bot-last-exit").textContent = formatExit(st.last_exit);
-    $("bot-agent").textContent = formatAgent(st);
+    setBadge($("bot-state"), st.state);
+    setText($("bot-pid"), st.pid ? String(st.pid) : "–");
+    setText($("bot-host"), st.host || "–");
+    setText($("bot-uptime"), uptime(st));
+    setText($("bot-heartbeat"), entry ? formatAge(heartbeatAge(entry)) : "–");
+    setText($("bot-restarts"), st.restarts !== undefined ? String(st.restarts) : "–");
+    setText($("bot-last-exit"), formatExit(st.last_exit));
+    const agent = $("bot-agent");
+    setText(agent, formatAgent(st));
+    agent.classList.toggle("warn", !(st.agent && st.agent.connected));
+    setText($("bot-resources"), agentKnows(st) ? formatCPU(st) + " · " + formatBytes(st.rss_bytes) : "–");
+    document.title = stateLabel(st.state) + (st.pid ? " (PID " + st.pid + ")" : "") + " · " + name + " · lifeline";
     const problem = $("bot-problem");
-    problem.hidden = !st.problem;
-    problem.textContent = st.problem || "";
+    const text = note(st);
+    problem.hidden = !text;
+    setText(problem, text);
   }
+
+  const COLUMNS = ["Bot", "State", "PID", "Host", "Heartbeat", "Restarts", "CPU", "Memory", "Stats", ""];
+  const rows = new Map(); // name -> {tr, cells, badge, agentNote}
 
   function actionButton(name, op, label) {
     const b = document.createElement("button");
@@ -136,163 +341,307 @@
     b.className = "small" + (op === "start" ? "" : " danger");
     b.dataset.bot = name;
     b.dataset.op = op;
+    b.setAttribute("aria-label", capitalize(op) + " " + name);
     return b;
   }
 
-  function renderTable() {
-    const tbody = $("bots-table").querySelector("tbody");
-    const names = Array.from(page.bots.keys()).sort();
-    const rows = [];
-    for (const name of names) {
-      const entry = page.bots.get(name);
-      const st = entry.status;
-      const tr = document.createElement("tr");
-      tr.dataset.bot = name;
-      const cells = [
-        name,
-        null,
-        st.pid ? String(st.pid) : "–",
-        st.host || "–",
-        formatAge(heartbeatAge(entry)),
-        st.restarts !== undefined ? String(st.restarts) : "–",
-        formatAgent(st),
-      ];
-      for (const text of cells) {
-        const td = document.createElement("td");
-        if (text === null) {
-          const badge = document.createElement("span");
-          badge.className = "badge " + stateClass(st.state);
-          badge.dataset.state = st.state;
-          badge.textContent = stateLabel(st.state);
-          td.appendChild(badge);
-        } else {
-          td.textContent = text;
-        }
-        tr.appendChild(td);
-      }
-      const actions = document.createElement("td");
-      actions.className = "row-actions";
-      actions.appendChild(actionButton(name, "restart", "Restart"));
-      actions.appendChild(actionButton(name, "stop", "Stop"));
-      actions.appendChild(actionButton(name, "start", "Start"));
-      tr.appendChild(actions);
-      rows.push(tr);
-    }
-    tbody.replaceChildren(...rows);
+  function newRow(name) {
+    const tr = document.createElement("tr");
+    tr.dataset.bot = name;
+    const cells = COLUMNS.map((label, i) => {
+      const td = document.createElement(i === 0 ? "th" : "td");
+      if (i === 0) td.scope = "row";
+      if (label) td.dataset.label = label;
+      tr.appendChild(td);
+      return td;
+    });
+    const badge = document.createElement("span");
+    const agentNote = document.createElement("span");
+    agentNote.className = "agent-note";
+    cells[1].append(badge, agentNote);
+    for (const i of [2, 4, 5, 6, 7]) cells[i].className = "num";
+    cells[8].className = "stats";
+    const actions = cells[9];
+    actions.className = "row-actions";
+    actions.append(actionButton(name, "restart", "Restart"), actionButton(name, "stop", "Stop"), actionButton(name, "start", "Start"));
+    return { tr: tr, cells: cells, badge: badge, agentNote: agentNote };
   }
 
+  function renderTable() {
+    const tbody = $("bots-table").tBodies[0];
+    const names = Array.from(page.bots.keys()).sort();
+    for (const [name, row] of rows) {
+      if (!page.bots.has(name)) {
+        row.tr.remove();
+        rows.delete(name);
+      }
+    }
+    names.forEach((name, i) => {
+      const entry = page.bots.get(name);
+      const st = entry.status;
+      let row = rows.get(name);
+      if (!row) {
+        row = newRow(name);
+        rows.set(name, row);
+      }
+      if (tbody.rows[i] !== row.tr) tbody.insertBefore(row.tr, tbody.rows[i] || null);
+      const c = row.cells;
+      setText(c[0], name);
+      setBadge(row.badge, st.state);
+      setText(row.agentNote, st.agent && st.agent.connected ? "" : "no agent");
+      setText(c[2], st.pid ? String(st.pid) : "–");
+      setText(c[3], st.host || "–");
+      setText(c[4], formatAge(heartbeatAge(entry)));
+      setText(c[5], st.restarts !== undefined ? String(st.restarts) : "–");
+      setText(c[6], formatCPU(st));
+      setText(c[7], agentKnows(st) ? formatBytes(st.rss_bytes) : "–");
+      setText(c[8], formatStats(st.stats));
+      const busy = ["restart", "stop", "start"].some((op) => page.busy.has(name + "/" + op));
+      for (const b of c[9].querySelectorAll("button")) b.disabled = busy;
+    });
+    $("bots-empty").hidden = names.length > 0;
+  }
+
+  const eventItems = new Map(); // key -> li
+
+  function eventItem(e) {
+    const li = document.createElement("li");
+    li.className = "event event-" + e.type;
+    li.dataset.type = e.type;
+    li.dataset.bot = e.name;
+    if (e.pid) li.dataset.pid = String(e.pid);
+    const time = document.createElement("time");
+    time.dateTime = e.time;
+    time.textContent = formatTime(e.time);
+    const name = document.createElement("span");
+    name.className = "event-bot";
+    name.textContent = e.name;
+    const type = document.createElement("span");
+    type.className = "event-type";
+    type.textContent = e.type;
+    const parts = [];
+    if (e.pid) parts.push("PID " + e.pid);
+    if (e.reason) parts.push(e.reason);
+    if (e.requested_by) parts.push("asked by " + e.requested_by);
+    const detail = document.createElement("span");
+    detail.className = "event-detail";
+    detail.textContent = parts.join(" · ");
+    li.append(time, " ", name, " ", type, " ", detail);
+    return li;
+  }
+
+  // renderEvents inserts new items in place and keeps the old ones, so the
+  // aria-live list announces only what is new.
   function renderEvents() {
     const list = $("events");
-    const items = page.events.map((e) => {
-      const li = document.createElement("li");
-      li.className = "event event-" + e.type;
-      const time = document.createElement("time");
-      time.dateTime = e.time;
-      time.textContent = new Date(e.time).toLocaleTimeString();
-      const what = document.createElement("span");
-      let text = e.name + " " + e.type;
-      if (e.pid) text += " (PID " + e.pid + ")";
-      if (e.reason) text += ": " + e.reason;
-      if (e.requested_by) text += " — by " + e.requested_by;
-      what.textContent = text;
-      li.append(time, " ", what);
-      return li;
+    const keep = new Set();
+    page.events.forEach(({ e }, i) => {
+      const k = eventKey(e);
+      keep.add(k);
+      let li = eventItems.get(k);
+      if (!li) {
+        li = eventItem(e);
+        eventItems.set(k, li);
+      }
+      if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
     });
-    if (items.length === 0) {
-      const li = document.createElement("li");
-      li.className = "empty";
-      li.textContent = "No events yet.";
-      items.push(li);
+    for (const [k, li] of eventItems) {
+      if (!keep.has(k)) {
+        li.remove();
+        eventItems.delete(k);
+      }
     }
-    list.replaceChildren(...items);
+    $("events-empty").hidden = page.events.length > 0;
+  }
+
+  function renderButtons() {
+    const name = page.defaultBot;
+    const busy = ["restart", "stop", "start"].some((op) => page.busy.has(name + "/" + op));
+    for (const id of ["restart-btn", "stop-btn", "start-btn"]) $(id).disabled = busy;
+    $("emergency").setAttribute("aria-busy", busy ? "true" : "false");
   }
 
   function render() {
     renderCard();
     renderTable();
+    renderButtons();
   }
 
-  function setStatus(st) {
-    page.bots.set(st.name, { status: st, receivedAt: Date.now() });
+  // ---- commands ---------------------------------------------------------
+
+  const CONFIRM = {
+    restart: {
+      title: "Restart bot “%s”?",
+      text: "The agent asks the bot to finish its current item and exit, kills it if it does not, and starts a new process.",
+      ok: "Restart",
+    },
+    stop: {
+      title: "Stop bot “%s”?",
+      text: "The agent stops the bot and does not start it again until someone presses Start.",
+      ok: "Stop",
+    },
+    start: {
+      title: "Start bot “%s”?",
+      text: "The agent starts the bot if it is not running.",
+      ok: "Start",
+    },
+  };
+
+  // confirmAction opens the confirm dialog and resolves to true only when
+  // the operator pressed the confirm button (not Cancel, not Escape).
+  function confirmAction(op, name) {
+    const dlg = $("confirm-dialog");
+    const c = CONFIRM[op];
+    const st = page.bots.get(name);
+    const pid = st && st.status.pid ? " Its PID is now " + st.status.pid + "." : "";
+    $("confirm-title").textContent = c.title.replace("%s", name);
+    $("confirm-text").textContent = c.text + pid;
+    $("confirm-ok").textContent = c.ok;
+    $("confirm-ok").className = op === "start" ? "primary" : "danger";
+    dlg.dataset.op = op;
+    dlg.dataset.bot = name;
+    dlg.dataset.answer = "";
+    return new Promise((resolve) => {
+      dlg.addEventListener("close", () => resolve(dlg.returnValue === "confirm"), { once: true });
+      dlg.returnValue = "";
+      dlg.showModal();
+      $("confirm-cancel").focus(); // the safe choice is the default
+    });
   }
 
-  function describeReply(op, status, body) {
+  function describeReply(op, name, status, body) {
     if (body && body.ok) {
       if (op === "restart") {
-        let s = "Restarted: PID " + (body.old_pid || "–") + " → " + (body.new_pid || "–");
-        if (body.took_ms !== undefined) s += " in " + body.took_ms + " ms";
-        return s;
+        let s = "Restarted " + name + ": PID " + (body.old_pid || "–") + " → " + (body.new_pid || "–");
+        if (body.took_ms !== undefined) s += " in " + (body.took_ms / 1000).toFixed(1) + " s";
+        return s + ".";
       }
-      return (op === "stop" ? "Stopped" : "Started") + (body.pid ? " (PID " + body.pid + ")" : "");
+      return (op === "stop" ? "Stopped " : "Started ") + name + (body.pid ? " (PID " + body.pid + ")" : "") + ".";
     }
     const msg = body && body.error ? body.error : "HTTP " + status;
-    return op.charAt(0).toUpperCase() + op.slice(1) + " failed: " + msg;
+    return capitalize(op) + " failed: " + msg;
   }
 
-  async function command(name, op, resultEl, button) {
-    if (!window.confirm(op.charAt(0).toUpperCase() + op.slice(1) + " bot \u201c" + name + "\u201d?")) {
-      return;
-    }
-    button.disabled = true;
+  async function command(name, op, resultEl, returnFocus) {
+    const key = name + "/" + op;
+    if (page.busy.has(key)) return;
+    const ok = await confirmAction(op, name);
+    // The answer stays on the dialog, for tests and for debugging.
+    $("confirm-dialog").dataset.answer = ok ? "confirmed" : "cancelled";
+    if (returnFocus && document.body.contains(returnFocus)) returnFocus.focus();
+    if (!ok) return;
+    page.busy.add(key);
+    render();
     resultEl.className = "result pending";
-    resultEl.textContent = op.charAt(0).toUpperCase() + op.slice(1) + "ing " + name + "…";
+    resultEl.textContent = { restart: "Restarting", stop: "Stopping", start: "Starting" }[op] + " " + name + "…";
     const path = name === page.defaultBot && op === "restart"
       ? "/api/bot/restart"
       : "/api/bots/" + encodeURIComponent(name) + "/" + op;
     try {
-      const r = await api("POST", path);
-      resultEl.className = "result " + (r.body && r.body.ok ? "ok" : "error");
-      resultEl.textContent = describeReply(op, r.status, r.body);
+      let r = await api("POST", path);
+      if (r.status === 403) {
+        // The CSRF token is stale (a new login elsewhere): nothing was
+        // done, so fetch a fresh one and try once more.
+        const s = await api("GET", "/api/session");
+        if (s.status === 200) {
+          applySession(s.body);
+          r = await api("POST", path);
+        }
+      }
+      if (r.status === 401) return;
+      resultEl.className = "result " + (r.body.ok ? "ok" : "error");
+      resultEl.textContent = describeReply(op, name, r.status, r.body);
     } catch (e) {
       resultEl.className = "result error";
-      resultEl.textContent = op + " failed: " + e.message;
+      resultEl.textContent = capitalize(op) + " failed: the dashboard did not answer (" + e.message + ").";
     } finally {
-      button.disabled = false;
+      page.busy.delete(key);
+      render();
+    }
+    refreshBot(name);
+  }
+
+  // refreshBot reads one bot's status at once, so the result of a command
+  // shows even before the stream brings it.
+  async function refreshBot(name) {
+    const since = page.seq;
+    try {
+      const r = await api("GET", "/api/bots/" + encodeURIComponent(name));
+      const cur = page.bots.get(name);
+      if (r.status === 200 && r.body.name === name && (!cur || cur.seq <= since)) {
+        setStatus(r.body);
+        render();
+      }
+    } catch (e) {
+      /* the stream reports outages */
     }
   }
 
+  // ---- live stream ------------------------------------------------------
+
   function connectStream() {
-    if (page.source) page.source.close();
-    setLive("connecting", "Connecting…");
+    closeStream();
+    if (!page.loggedIn) return;
     const es = new EventSource("/api/stream");
     page.source = es;
-    es.addEventListener("open", () => setLive("live", "Live"));
+    es.addEventListener("open", () => {
+      if (page.source !== es) return;
+      page.retryDelay = RETRY_MIN_MS;
+      setLive("live");
+      resync();
+    });
     es.addEventListener("status", (ev) => {
+      if (page.source !== es) return;
+      let st;
       try {
-        setStatus(JSON.parse(ev.data));
-        render();
+        st = JSON.parse(ev.data);
       } catch (e) {
-        /* a malformed message must not stop the page */
+        return; // a malformed message must not stop the page
       }
+      if (!st || !st.name) return;
+      setStatus(st);
+      render();
     });
     es.addEventListener("event", (ev) => {
+      if (page.source !== es) return;
       try {
-        page.events.unshift(JSON.parse(ev.data));
-        page.events.length = Math.min(page.events.length, MAX_EVENTS);
-        renderEvents();
+        addEvents([JSON.parse(ev.data)]);
       } catch (e) {
         /* ignore */
       }
     });
-    es.addEventListener("error", async () => {
+    es.addEventListener("error", () => {
+      if (page.source !== es) return;
+      setLive("reconnecting");
       if (es.readyState === EventSource.CLOSED) {
-        // The server refused the stream (401 or shutdown): find out which,
-        // then try again later ourselves.
-        setLive("reconnecting", "Reconnecting…");
+        // The browser gave up (the server answered with an error, such as
+        // 401 or 503 while shutting down): retry ourselves.
         page.source = null;
-        try {
-          const r = await api("GET", "/api/session");
-          if (r.status === 401) return;
-        } catch (e) {
-          /* dashboard down: keep trying */
-        }
-        setTimeout(() => {
-          if (!page.source && $("login").hidden) connectStream();
-        }, 3000);
-        return;
+        scheduleReconnect();
       }
-      setLive("reconnecting", "Reconnecting…");
+      // Otherwise the browser reconnects by itself.
     });
+  }
+
+  function scheduleReconnect() {
+    if (page.retryTimer || !page.loggedIn) return;
+    const delay = page.retryDelay;
+    page.retryDelay = Math.min(page.retryDelay * 2, RETRY_MAX_MS);
+    page.retryTimer = setTimeout(async () => {
+      page.retryTimer = null;
+      try {
+        const r = await api("GET", "/api/session");
+        if (r.status === 401) return; // the login form is back
+        if (r.status === 200) {
+          applySession(r.body);
+          connectStream();
+          return;
+        }
+      } catch (e) {
+        /* still down */
+      }
+      scheduleReconnect();
+    }, delay);
   }
 
   async function start() {
@@ -300,44 +649,44 @@
     try {
       r = await api("GET", "/api/session");
     } catch (e) {
-      setLive("offline", "Dashboard unreachable");
-      setTimeout(start, 3000);
+      setLive("offline");
+      setTimeout(start, RETRY_MAX_MS);
       return;
     }
-    if (r.status === 401) return; // login shown
+    if (r.status === 401) {
+      showLogin("");
+      return;
+    }
     if (r.status !== 200) {
-      setLive("offline", "Error: " + ((r.body && r.body.error) || r.status));
+      setLive("offline");
+      setTimeout(start, RETRY_MAX_MS);
       return;
     }
-    page.csrf = r.body.csrf_token || "";
-    page.defaultBot = r.body.default_bot || "bot";
-    $("login").hidden = true;
-    $("app").hidden = false;
-    $("logout-link").hidden = r.body.auth !== "cookie";
-
-    const [bots, events] = await Promise.all([api("GET", "/api/bots"), api("GET", "/api/events")]);
-    if (bots.status === 200 && bots.body.bots) {
-      for (const st of bots.body.bots) setStatus(st);
-    }
-    if (events.status === 200 && events.body.events) {
-      page.events = events.body.events.slice(0, MAX_EVENTS);
-    }
+    applySession(r.body);
+    showApp();
     render();
     renderEvents();
+    setLive("connecting");
     connectStream();
   }
 
   document.addEventListener("DOMContentLoaded", () => {
-    $("restart-btn").addEventListener("click", (ev) => {
-      command(page.defaultBot, "restart", $("restart-result"), ev.currentTarget);
-    });
+    const dlg = $("confirm-dialog");
+    $("confirm-ok").addEventListener("click", () => dlg.close("confirm"));
+    $("confirm-cancel").addEventListener("click", () => dlg.close("cancel"));
+    $("restart-btn").addEventListener("click", (ev) => command(page.defaultBot, "restart", $("restart-result"), ev.currentTarget));
+    $("stop-btn").addEventListener("click", (ev) => command(page.defaultBot, "stop", $("restart-result"), ev.currentTarget));
+    $("start-btn").addEventListener("click", (ev) => command(page.defaultBot, "start", $("restart-result"), ev.currentTarget));
     $("bots-table").addEventListener("click", (ev) => {
       const b = ev.target.closest("button[data-op]");
       if (b) command(b.dataset.bot, b.dataset.op, $("bots-result"), b);
     });
-    // Heartbeat ages keep growing between messages.
+    // Heartbeat ages and uptimes keep growing between messages.
     setInterval(() => {
-      if (!$("app").hidden) render();
+      if (page.loggedIn) {
+        renderCard();
+        renderTable();
+      }
     }, 1000);
     start();
   });
