@@ -3,7 +3,6 @@ module github.com/lifeline-dev/lifeline
 go 1.26.0
 
 require (
-	github.com/alecthomas/kong v1.17.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/gofiber/fiber/v3 v3.1.0
 	github.com/nats-io/nats-server/v2 v2.15.2

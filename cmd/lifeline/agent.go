@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -15,45 +16,83 @@ import (
 	"github.com/lifeline-dev/lifeline/bus"
 )
 
-// agentCmd supervises one bot.
-type agentCmd struct {
-	Name             string        `name:"name" default:"bot" help:"Name of the bot to supervise (1-64 of A-Z a-z 0-9 _ -)."`
-	NATSURL          string        `name:"nats-url" default:"${nats_url}" help:"Bus to connect to; a comma list gives failover; defaults to $NATS_URL, else nats://127.0.0.1:4222."`
-	PIDFile          string        `name:"pid-file" placeholder:"FILE" help:"The bot's PID file (default: data/NAME.pid, so data/bot.pid)."`
-	HeartbeatTimeout time.Duration `name:"heartbeat-timeout" default:"5s" help:"Kill and respawn the bot after this long without a heartbeat; 0 turns hang detection off (for programs that send none)."`
-	StartTimeout     time.Duration `name:"start-timeout" default:"30s" help:"Longest wait for a new bot's first heartbeat before it counts as hung."`
-	StopTimeout      time.Duration `name:"stop-timeout" default:"10s" help:"Grace period after the shutdown request and SIGTERM before SIGKILL."`
-	LogFile          string        `name:"log-file" placeholder:"FILE" help:"Where the bot's stdout and stderr go (default: data/NAME.log, so data/bot.log)."`
-	BackoffMin       time.Duration `name:"backoff-min" default:"100ms" help:"First wait before respawning a bot that keeps dying young."`
-	BackoffMax       time.Duration `name:"backoff-max" default:"15s" help:"Longest wait between respawns of a crash-looping bot."`
-	BackoffReset     time.Duration `name:"backoff-reset" default:"60s" help:"A bot that ran this long is healthy again: the backoff starts over."`
-	StopBotOnExit    bool          `name:"stop-bot-on-exit" help:"Stop the bot when the agent stops (by default the bot outlives its agent)."`
-	Command          []string      `arg:"" optional:"" passthrough:"" help:"Program to run as the bot, after --; without one, the built-in demo bot (lifeline bot)."`
+// agentSummary is the one line `lifeline --help` says about the agent.
+const agentSummary = "Supervise one bot: start or adopt it, respawn it when it dies or hangs, obey restart/stop/start."
+
+// AgentCommand supervises one bot: `lifeline agent`.
+type AgentCommand struct {
+	env *env
+
+	Name             string
+	NATSURL          string
+	PIDFile          string
+	HeartbeatTimeout time.Duration
+	StartTimeout     time.Duration
+	StopTimeout      time.Duration
+	LogFile          string
+	BackoffMin       time.Duration
+	BackoffMax       time.Duration
+	BackoffReset     time.Duration
+	StopBotOnExit    bool
+	Command          []string // the bot's command line; empty for the demo bot
 }
 
-// Help is the long help of `lifeline agent --help`.
-func (agentCmd) Help() string {
-	return `The agent is the only authority over its bot's process. It starts the bot, or
+// flagSet defines the agent's flags on c's fields.
+func (c *AgentCommand) flagSet() *flag.FlagSet {
+	fs := newFlagSet("agent")
+	fs.StringVar(&c.Name, "name", "bot", "Bot to supervise (1-64 of A-Z a-z 0-9 _ -).")
+	fs.StringVar(&c.NATSURL, "nats-url", bus.URLs(""), "Bus to connect to; a comma list gives failover; defaults to $NATS_URL, else nats://127.0.0.1:4222.")
+	fs.StringVar(&c.PIDFile, "pid-file", "", "Keep the bot's PID in `FILE` (default: data/NAME.pid, so data/bot.pid).")
+	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 5*time.Second, "Kill and respawn the bot after this long without a heartbeat; 0 turns hang detection off (for programs that send none).")
+	fs.DurationVar(&c.StartTimeout, "start-timeout", 30*time.Second, "Longest wait for a new bot's first heartbeat before it counts as hung.")
+	fs.DurationVar(&c.StopTimeout, "stop-timeout", 10*time.Second, "Grace period after the shutdown request and SIGTERM before SIGKILL.")
+	fs.StringVar(&c.LogFile, "log-file", "", "Send the bot's stdout and stderr to `FILE` (default: data/NAME.log, so data/bot.log).")
+	fs.DurationVar(&c.BackoffMin, "backoff-min", 100*time.Millisecond, "First wait before respawning a bot that keeps dying young.")
+	fs.DurationVar(&c.BackoffMax, "backoff-max", 15*time.Second, "Longest wait between respawns of a crash-looping bot.")
+	fs.DurationVar(&c.BackoffReset, "backoff-reset", 60*time.Second, "A bot that ran this long is healthy again: the backoff starts over.")
+	fs.BoolVar(&c.StopBotOnExit, "stop-bot-on-exit", false, "Stop the bot when the agent stops (by default the bot outlives its agent).")
+	return fs
+}
+
+// Usage prints `lifeline agent --help`.
+func (c *AgentCommand) Usage() {
+	writeHelp(c.env.stdout, "lifeline agent [flags] [-- COMMAND ARGS...]", agentSummary, `The agent is the only authority over its bot's process. It starts the bot, or
 adopts the one already running (found through its locked PID file), respawns it
 when it exits, kills and respawns it when its heartbeats stop, and answers
 status, restart, stop and start on the bus. Stopping the agent leaves the bot
 running unless --stop-bot-on-exit is given; a new agent adopts it.
 
-Without a command it runs the demo bot, this same binary:
+COMMAND ARGS... is the program to run as the bot, after the flags and "--".
+Without one it runs the demo bot, this same binary:
   lifeline bot --name NAME --pid-file FILE --nats-url URL
 
 Examples:
   lifeline agent
   lifeline agent --name mybot --heartbeat-timeout 0 -- python3 mybot.py --verbose
-  lifeline agent --name worker --nats-url nats://dash.example:4222 -- ./worker`
+  lifeline agent --name worker --nats-url nats://dash.example:4222 -- ./worker`,
+		(&AgentCommand{}).flagSet(), "name", "nats-url", "pid-file", "heartbeat-timeout", "start-timeout", "stop-timeout",
+		"log-file", "backoff-min", "backoff-max", "backoff-reset", "stop-bot-on-exit")
 }
 
-// Validate refuses a bad name or impossible timings before anything starts.
-func (c *agentCmd) Validate() error {
+// ParseFlags fills c from args (flags, then the bot's command line) and the
+// LIFELINE_* environment, and refuses a bad name or impossible timings
+// before anything starts.
+func (c *AgentCommand) ParseFlags(args []string) error {
+	command, err := parseArgs(c.flagSet(), args, false)
+	if err != nil {
+		return usageErr("agent", err)
+	}
+	c.Command = command
+	c.NATSURL = bus.URLs(c.NATSURL)
+	return usageErr("agent", c.validate())
+}
+
+// validate refuses a bad name or impossible timings.
+func (c *AgentCommand) validate() error {
 	if err := bus.ValidName(c.Name); err != nil {
 		return fmt.Errorf("--name: %w", err)
 	}
-	if cmd := c.command(); len(cmd) > 0 && cmd[0] == "" {
+	if len(c.Command) > 0 && c.Command[0] == "" {
 		return errors.New("the command after -- is empty")
 	}
 	checks := []struct {
@@ -79,8 +118,12 @@ func (c *agentCmd) Validate() error {
 	return nil
 }
 
-// Run supervises the bot until ctx is done.
-func (c *agentCmd) Run(ctx context.Context, e *env) error {
+// Run parses args and supervises the bot until ctx is done.
+func (c *AgentCommand) Run(ctx context.Context, args []string) error {
+	if err := c.ParseFlags(args); err != nil {
+		return err
+	}
+	e := c.env
 	self, err := os.Executable()
 	if err != nil {
 		return advise(fmt.Errorf("find the lifeline binary: %w", err), "run lifeline by its full path")
@@ -90,7 +133,7 @@ func (c *agentCmd) Run(ctx context.Context, e *env) error {
 		NATSURL:          c.NATSURL,
 		PIDFile:          orDefault(c.PIDFile, filepath.Join("data", c.Name+".pid")),
 		LogFile:          orDefault(c.LogFile, filepath.Join("data", c.Name+".log")),
-		Command:          c.command(),
+		Command:          c.Command,
 		Self:             self,
 		HeartbeatTimeout: c.HeartbeatTimeout,
 		StartTimeout:     c.StartTimeout,
@@ -115,15 +158,6 @@ func (c *agentCmd) Run(ctx context.Context, e *env) error {
 	default:
 		return advise(err, fmt.Sprintf("see the log above and %s", a.LogFile))
 	}
-}
-
-// command returns the bot's command line, without the "--" that kong keeps
-// at the front of a passthrough argument.
-func (c *agentCmd) command() []string {
-	if len(c.Command) > 0 && c.Command[0] == "--" {
-		return c.Command[1:]
-	}
-	return c.Command
 }
 
 // orDefault returns v, or def when v is empty.

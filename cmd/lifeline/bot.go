@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -14,20 +15,38 @@ import (
 	"github.com/lifeline-dev/lifeline/internal/pidfile"
 )
 
-// botCmd runs the built-in demo bot.
-type botCmd struct {
-	Name      string        `name:"name" default:"bot" help:"Bot name (1-64 of A-Z a-z 0-9 _ -)."`
-	NATSURL   string        `name:"nats-url" default:"${nats_url}" help:"Bus to connect to; a comma list gives failover; defaults to $NATS_URL, else nats://127.0.0.1:4222."`
-	PIDFile   string        `name:"pid-file" placeholder:"FILE" help:"PID file, locked for the bot's whole life (default: data/NAME.pid, so data/bot.pid)."`
-	Heartbeat time.Duration `name:"heartbeat" default:"1s" help:"Heartbeat interval."`
-	Poll      time.Duration `name:"poll" default:"200ms" help:"How often to look for work when there is none."`
-	Inbox     string        `name:"inbox" default:"data/inbox" help:"Directory the bot takes work from (one file per item; names starting with . or ending in .tmp are ignored)."`
-	Outbox    string        `name:"outbox" default:"data/outbox" help:"Directory the bot posts results to, as <inbox file name>.json."`
+// botSummary is the one line `lifeline --help` says about the bot.
+const botSummary = "Run the built-in demo bot (what the agent starts when given no command)."
+
+// BotCommand runs the built-in demo bot: `lifeline bot`.
+type BotCommand struct {
+	env *env
+
+	Name      string
+	NATSURL   string
+	PIDFile   string
+	Heartbeat time.Duration
+	Poll      time.Duration
+	Inbox     string
+	Outbox    string
 }
 
-// Help is the long help of `lifeline bot --help`.
-func (botCmd) Help() string {
-	return `The demo bot processes every file dropped into --inbox once, posts the result as
+// flagSet defines the bot's flags on c's fields.
+func (c *BotCommand) flagSet() *flag.FlagSet {
+	fs := newFlagSet("bot")
+	fs.StringVar(&c.Name, "name", "bot", "Bot name (1-64 of A-Z a-z 0-9 _ -).")
+	fs.StringVar(&c.NATSURL, "nats-url", bus.URLs(""), "Bus to connect to; a comma list gives failover; defaults to $NATS_URL, else nats://127.0.0.1:4222.")
+	fs.StringVar(&c.PIDFile, "pid-file", "", "Keep the PID in `FILE`, locked for the bot's whole life (default: data/NAME.pid, so data/bot.pid).")
+	fs.DurationVar(&c.Heartbeat, "heartbeat", time.Second, "Heartbeat interval.")
+	fs.DurationVar(&c.Poll, "poll", 200*time.Millisecond, "How often to look for work when there is none.")
+	fs.StringVar(&c.Inbox, "inbox", "data/inbox", "Directory the bot takes work from (one file per item; names starting with . or ending in .tmp are ignored).")
+	fs.StringVar(&c.Outbox, "outbox", "data/outbox", "Directory the bot posts results to, as <inbox file name>.json.")
+	return fs
+}
+
+// Usage prints `lifeline bot --help`.
+func (c *BotCommand) Usage() {
+	writeHelp(c.env.stdout, "lifeline bot [flags]", botSummary, `The demo bot processes every file dropped into --inbox once, posts the result as
 <outbox>/<name>.json and removes the inbox file. It holds its PID file locked for
 its whole life, publishes a heartbeat every --heartbeat and obeys shutdown
 requests. Usually the agent starts it; run it by hand to try it out.
@@ -36,11 +55,26 @@ Exits with status 3 when another live bot holds the PID file.
 Examples:
   lifeline bot
   lifeline bot --name demo2 --inbox /tmp/in --outbox /tmp/out
-  echo hello > data/inbox/greeting.tmp && mv data/inbox/greeting.tmp data/inbox/greeting`
+  echo hello > data/inbox/greeting.tmp && mv data/inbox/greeting.tmp data/inbox/greeting`,
+		(&BotCommand{}).flagSet(), "name", "nats-url", "pid-file", "heartbeat", "poll", "inbox", "outbox")
 }
 
-// Validate refuses a bad name or interval before anything starts.
-func (c *botCmd) Validate() error {
+// ParseFlags fills c from args and the LIFELINE_* environment, and refuses a
+// bad name or interval before anything starts.
+func (c *BotCommand) ParseFlags(args []string) error {
+	rest, err := parseArgs(c.flagSet(), args, false)
+	if err != nil {
+		return usageErr("bot", err)
+	}
+	if len(rest) > 0 {
+		return usageErr("bot", fmt.Errorf("unexpected argument %q", rest[0]))
+	}
+	c.NATSURL = bus.URLs(c.NATSURL)
+	return usageErr("bot", c.validate())
+}
+
+// validate refuses a bad name or interval.
+func (c *BotCommand) validate() error {
 	if err := bus.ValidName(c.Name); err != nil {
 		return fmt.Errorf("--name: %w", err)
 	}
@@ -53,8 +87,13 @@ func (c *botCmd) Validate() error {
 	return nil
 }
 
-// Run works until ctx is done or the bot is asked to shut down.
-func (c *botCmd) Run(ctx context.Context, e *env) error {
+// Run parses args and works until ctx is done or the bot is asked to shut
+// down.
+func (c *BotCommand) Run(ctx context.Context, args []string) error {
+	if err := c.ParseFlags(args); err != nil {
+		return err
+	}
+	e := c.env
 	log := e.logger(slog.LevelInfo).With("component", "bot")
 	b := &bot.Bot{
 		Name:      c.Name,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -17,22 +18,65 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// Summaries: the one line `lifeline --help` says about each client command.
+const (
+	statusSummary  = "Show a bot's status, as its agent sees it."
+	restartSummary = "Restart a bot through its agent; prints the old and new PID."
+	stopSummary    = "Stop a bot through its agent (it stays stopped until started)."
+	startSummary   = "Start a stopped bot through its agent."
+)
+
 // clientFlags are shared by status, restart, stop and start.
 type clientFlags struct {
-	Name    string `arg:"" optional:"" default:"bot" env:"LIFELINE_NAME" help:"Bot name (default: bot)."`
-	JSON    bool   `name:"json" help:"Print the agent's reply as one JSON object instead of text."`
-	NATSURL string `name:"nats-url" default:"${nats_url}" help:"Bus the agent is connected to; defaults to $NATS_URL, else nats://127.0.0.1:4222."`
+	env *env
+
+	Name    string // the NAME argument, else $LIFELINE_NAME, else "bot"
+	JSON    bool
+	NATSURL string
 }
 
-// validate checks the bot name and the request timeout.
-func (c *clientFlags) validate(timeout time.Duration) error {
-	if err := bus.ValidName(c.Name); err != nil {
-		return fmt.Errorf("NAME: %w", err)
+// define defines the flags every client command has on c's fields.
+func (c *clientFlags) define(fs *flag.FlagSet) {
+	fs.BoolVar(&c.JSON, "json", false, "Print the agent's reply as one JSON object instead of text.")
+	fs.StringVar(&c.NATSURL, "nats-url", bus.URLs(""), "Bus the agent is connected to; defaults to $NATS_URL, else nats://127.0.0.1:4222.")
+}
+
+// parse fills c from args (flags and at most one NAME, in any order) and
+// the LIFELINE_* environment, and checks the bot name and the request
+// timeout before anything connects.
+func (c *clientFlags) parse(cmd string, fs *flag.FlagSet, args []string, timeout *time.Duration) error {
+	names, err := parseArgs(fs, args, true)
+	if err != nil {
+		return usageErr(cmd, err)
 	}
-	if timeout <= 0 {
-		return fmt.Errorf("--timeout %v: must be a positive duration such as 2s", timeout)
+	c.Name = "bot"
+	if v, ok := lookupEnv(envName("name")); ok {
+		c.Name = v
+	}
+	switch len(names) {
+	case 0:
+	case 1:
+		c.Name = names[0]
+	default:
+		return usageErr(cmd, fmt.Errorf("unexpected argument %q: give one bot NAME at most", names[1]))
+	}
+	c.NATSURL = bus.URLs(c.NATSURL)
+	if err := bus.ValidName(c.Name); err != nil {
+		return usageErr(cmd, fmt.Errorf("NAME: %w", err))
+	}
+	if *timeout <= 0 {
+		return usageErr(cmd, fmt.Errorf("--timeout %v: must be a positive duration such as 2s", *timeout))
 	}
 	return nil
+}
+
+// writeClientHelp prints the help of client command cmd.
+func writeClientHelp(w io.Writer, cmd, summary, text string, fs *flag.FlagSet) {
+	text += `
+
+Arguments:
+  NAME                      The bot to ask (default: bot) ($LIFELINE_NAME).`
+	writeHelp(w, "lifeline "+cmd+" [NAME] [flags]", summary, text, fs, "json", "nats-url", "timeout")
 }
 
 // maxConnectWait bounds the wait for the bus: a loopback bus answers at
@@ -71,28 +115,42 @@ func (c *clientFlags) askFailed(ctx context.Context, op string, timeout time.Dur
 	}
 }
 
-// statusCmd prints a bot's status.
-type statusCmd struct {
+// StatusCommand prints a bot's status: `lifeline status`.
+type StatusCommand struct {
 	clientFlags
-	Timeout time.Duration `name:"timeout" default:"2s" help:"How long to wait for the agent's answer."`
+	Timeout time.Duration
 }
 
-// Help is the long help of `lifeline status --help`.
-func (statusCmd) Help() string {
-	return `Asks the bot's agent over the bus (subject lifeline.agent.NAME.status).
+// flagSet defines status's flags on c's fields.
+func (c *StatusCommand) flagSet() *flag.FlagSet {
+	fs := newFlagSet("status")
+	c.define(fs)
+	fs.DurationVar(&c.Timeout, "timeout", 2*time.Second, "How long to wait for the agent's answer.")
+	return fs
+}
+
+// Usage prints `lifeline status --help`.
+func (c *StatusCommand) Usage() {
+	writeClientHelp(c.env.stdout, "status", statusSummary, `Asks the bot's agent over the bus (subject lifeline.agent.NAME.status).
 
 Examples:
   lifeline status
   lifeline status mybot --json
-  lifeline status --nats-url nats://dash.example:4222`
+  lifeline status --nats-url nats://dash.example:4222`, (&StatusCommand{}).flagSet())
 }
 
-// Validate refuses a bad name or timeout before connecting to anything.
-func (c *statusCmd) Validate() error { return c.clientFlags.validate(c.Timeout) }
+// ParseFlags fills c from args and the LIFELINE_* environment, and refuses a
+// bad name or timeout before connecting to anything.
+func (c *StatusCommand) ParseFlags(args []string) error {
+	return c.parse("status", c.flagSet(), args, &c.Timeout)
+}
 
 // Run asks the agent for the status and prints it. It does nothing before the
 // request that the answer does not need: status must stay fast.
-func (c *statusCmd) Run(ctx context.Context, e *env) error {
+func (c *StatusCommand) Run(ctx context.Context, args []string) error {
+	if err := c.ParseFlags(args); err != nil {
+		return err
+	}
 	nc, err := c.connect(c.Timeout)
 	if err != nil {
 		return err
@@ -105,58 +163,77 @@ func (c *statusCmd) Run(ctx context.Context, e *env) error {
 		return c.askFailed(ctx, bus.OpStatus, c.Timeout, err)
 	}
 	if c.JSON {
-		return printJSON(e.stdout, st)
+		return printJSON(c.env.stdout, st)
 	}
-	writeStatus(e.stdout, st, time.Now())
+	writeStatus(c.env.stdout, st, time.Now())
 	return nil
 }
 
-// controlCmd is restart, stop or start: a request the agent carries out.
-type controlCmd struct {
+// controlCommand is restart, stop or start: a request the agent carries out.
+type controlCommand struct {
 	clientFlags
-	Timeout time.Duration `name:"timeout" default:"40s" help:"How long to wait for the agent to carry it out (a stop may wait for the bot to finish its item)."`
+	Timeout time.Duration
 }
 
-// Validate refuses a bad name or timeout before connecting to anything.
-func (c *controlCmd) Validate() error { return c.clientFlags.validate(c.Timeout) }
+// flagSet defines the flags of control command cmd on c's fields.
+func (c *controlCommand) flagSet(cmd string) *flag.FlagSet {
+	fs := newFlagSet(cmd)
+	c.define(fs)
+	fs.DurationVar(&c.Timeout, "timeout", 40*time.Second, "How long to wait for the agent to carry it out (a stop may wait for the bot to finish its item).")
+	return fs
+}
 
-type restartCmd struct{ controlCmd }
-type stopCmd struct{ controlCmd }
-type startCmd struct{ controlCmd }
+// ParseFlags fills c from args and the LIFELINE_* environment, and refuses a
+// bad name or timeout before connecting to anything.
+func (c *controlCommand) parseFlags(cmd string, args []string) error {
+	return c.parse(cmd, c.flagSet(cmd), args, &c.Timeout)
+}
 
-// Help is the long help of `lifeline restart --help`.
-func (restartCmd) Help() string {
-	return `Asks the bot's agent to restart it: a graceful shutdown request, SIGTERM, then
+// RestartCommand restarts a bot through its agent: `lifeline restart`.
+type RestartCommand struct{ controlCommand }
+
+// StopCommand stops a bot through its agent: `lifeline stop`.
+type StopCommand struct{ controlCommand }
+
+// StartCommand starts a stopped bot through its agent: `lifeline start`.
+type StartCommand struct{ controlCommand }
+
+// Usage prints `lifeline restart --help`.
+func (c *RestartCommand) Usage() {
+	writeClientHelp(c.env.stdout, "restart", restartSummary, `Asks the bot's agent to restart it: a graceful shutdown request, SIGTERM, then
 SIGKILL after the agent's --stop-timeout, and a fresh start. Works on a hung or
 crashed bot too. Prints the old and the new PID.
 
 Examples:
   lifeline restart
-  lifeline restart mybot --json`
+  lifeline restart mybot --json`, new(controlCommand).flagSet("restart"))
 }
 
-// Help is the long help of `lifeline stop --help`.
-func (stopCmd) Help() string {
-	return `Asks the bot's agent to stop it. The agent then leaves it stopped (no respawn)
+// Usage prints `lifeline stop --help`.
+func (c *StopCommand) Usage() {
+	writeClientHelp(c.env.stdout, "stop", stopSummary, `Asks the bot's agent to stop it. The agent then leaves it stopped (no respawn)
 until "lifeline start" or a restart.
 
 Examples:
   lifeline stop
-  lifeline stop mybot`
+  lifeline stop mybot`, new(controlCommand).flagSet("stop"))
 }
 
-// Help is the long help of `lifeline start --help`.
-func (startCmd) Help() string {
-	return `Asks the bot's agent to start a stopped bot (also cancels a crash-loop backoff).
+// Usage prints `lifeline start --help`.
+func (c *StartCommand) Usage() {
+	writeClientHelp(c.env.stdout, "start", startSummary, `Asks the bot's agent to start a stopped bot (also cancels a crash-loop backoff).
 
 Examples:
   lifeline start
-  lifeline start mybot`
+  lifeline start mybot`, new(controlCommand).flagSet("start"))
 }
 
-// Run restarts the bot through its agent.
-func (c *restartCmd) Run(ctx context.Context, e *env) error {
-	return c.do(ctx, e, bus.OpRestart, func(r bus.Reply) string {
+// Run parses args and restarts the bot through its agent.
+func (c *RestartCommand) Run(ctx context.Context, args []string) error {
+	if err := c.parseFlags("restart", args); err != nil {
+		return err
+	}
+	return c.do(ctx, bus.OpRestart, func(r bus.Reply) string {
 		if r.OldPID == 0 {
 			return fmt.Sprintf("%s restarted: pid %d (was not running) in %d ms", c.Name, r.NewPID, r.TookMS)
 		}
@@ -164,9 +241,12 @@ func (c *restartCmd) Run(ctx context.Context, e *env) error {
 	})
 }
 
-// Run stops the bot through its agent.
-func (c *stopCmd) Run(ctx context.Context, e *env) error {
-	return c.do(ctx, e, bus.OpStop, func(r bus.Reply) string {
+// Run parses args and stops the bot through its agent.
+func (c *StopCommand) Run(ctx context.Context, args []string) error {
+	if err := c.parseFlags("stop", args); err != nil {
+		return err
+	}
+	return c.do(ctx, bus.OpStop, func(r bus.Reply) string {
 		if r.PID == 0 {
 			return fmt.Sprintf("%s stopped (was not running)", c.Name)
 		}
@@ -174,15 +254,19 @@ func (c *stopCmd) Run(ctx context.Context, e *env) error {
 	})
 }
 
-// Run starts the bot through its agent.
-func (c *startCmd) Run(ctx context.Context, e *env) error {
-	return c.do(ctx, e, bus.OpStart, func(r bus.Reply) string {
+// Run parses args and starts the bot through its agent.
+func (c *StartCommand) Run(ctx context.Context, args []string) error {
+	if err := c.parseFlags("start", args); err != nil {
+		return err
+	}
+	return c.do(ctx, bus.OpStart, func(r bus.Reply) string {
 		return fmt.Sprintf("%s started: pid %d", c.Name, r.PID)
 	})
 }
 
 // do sends op to the agent and prints its reply with say, or as JSON.
-func (c *controlCmd) do(ctx context.Context, e *env, op string, say func(bus.Reply) string) error {
+func (c *controlCommand) do(ctx context.Context, op string, say func(bus.Reply) string) error {
+	e := c.env
 	nc, err := c.connect(c.Timeout)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -13,19 +14,37 @@ import (
 	"github.com/lifeline-dev/lifeline/dashboard"
 )
 
-// dashboardCmd runs the dashboard: the embedded bus, the page and the API.
-type dashboardCmd struct {
-	HTTP       string `name:"http" default:"0.0.0.0:8000" help:"Address of the web page and HTTP API."`
-	NATSListen string `name:"nats-listen" default:"127.0.0.1:4222" help:"Address of the embedded NATS server (the bus) that agents and bots connect to."`
-	Data       string `name:"data" default:"./data" help:"Directory for dashboard.token."`
-	Token      string `name:"token" placeholder:"T" help:"Access token for the page and the API (default: the one in --data/dashboard.token, generated there on first start)."`
-	DefaultBot string `name:"default-bot" default:"bot" help:"Bot that /api/bot/status and /api/bot/restart act on."`
-	Verbose    bool   `name:"verbose" help:"Log at debug level."`
+// dashboardSummary is the one line `lifeline --help` says about the dashboard.
+const dashboardSummary = "Run the dashboard: the bus (embedded NATS), the web page and the HTTP API."
+
+// DashboardCommand runs the dashboard, the embedded bus, the page and the
+// API: `lifeline dashboard`.
+type DashboardCommand struct {
+	env *env
+
+	HTTP       string
+	NATSListen string
+	Data       string
+	Token      string
+	DefaultBot string
+	Verbose    bool
 }
 
-// Help is the long help of `lifeline dashboard --help`.
-func (dashboardCmd) Help() string {
-	return `The dashboard embeds the bus (a NATS server) that agents and bots connect to,
+// flagSet defines the dashboard's flags on c's fields.
+func (c *DashboardCommand) flagSet() *flag.FlagSet {
+	fs := newFlagSet("dashboard")
+	fs.StringVar(&c.HTTP, "http", "0.0.0.0:8000", "Address of the web page and HTTP API.")
+	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "Address of the embedded NATS server (the bus) that agents and bots connect to.")
+	fs.StringVar(&c.Data, "data", "./data", "Directory for dashboard.token.")
+	fs.StringVar(&c.Token, "token", "", "Require token `T` for the page and the API (default: the one in --data/dashboard.token, generated there on first start).")
+	fs.StringVar(&c.DefaultBot, "default-bot", "bot", "Bot that /api/bot/status and /api/bot/restart act on.")
+	fs.BoolVar(&c.Verbose, "verbose", false, "Log at debug level.")
+	return fs
+}
+
+// Usage prints `lifeline dashboard --help`.
+func (c *DashboardCommand) Usage() {
+	writeHelp(c.env.stdout, "lifeline dashboard [flags]", dashboardSummary, `The dashboard embeds the bus (a NATS server) that agents and bots connect to,
 serves the web page with the Emergency Bot Controls, and the HTTP API. It prints
 the login URL and the access token when it starts. Stopping it (Ctrl+C) never
 stops a bot.
@@ -33,11 +52,25 @@ stops a bot.
 Examples:
   lifeline dashboard
   lifeline dashboard --http 127.0.0.1:9000 --nats-listen 0.0.0.0:4222
-  LIFELINE_TOKEN=s3cret lifeline dashboard`
+  LIFELINE_TOKEN=s3cret lifeline dashboard`,
+		(&DashboardCommand{}).flagSet(), "http", "nats-listen", "data", "token", "default-bot", "verbose")
 }
 
-// Validate refuses addresses and names that cannot work, before anything starts.
-func (c *dashboardCmd) Validate() error {
+// ParseFlags fills c from args and the LIFELINE_* environment, and refuses
+// addresses and names that cannot work, before anything starts.
+func (c *DashboardCommand) ParseFlags(args []string) error {
+	rest, err := parseArgs(c.flagSet(), args, false)
+	if err != nil {
+		return usageErr("dashboard", err)
+	}
+	if len(rest) > 0 {
+		return usageErr("dashboard", fmt.Errorf("unexpected argument %q", rest[0]))
+	}
+	return usageErr("dashboard", c.validate())
+}
+
+// validate refuses addresses and names that cannot work.
+func (c *DashboardCommand) validate() error {
 	for _, a := range []struct{ flag, addr string }{{"--http", c.HTTP}, {"--nats-listen", c.NATSListen}} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return fmt.Errorf("%s %q: want HOST:PORT, for example 127.0.0.1:8000", a.flag, a.addr)
@@ -49,8 +82,12 @@ func (c *dashboardCmd) Validate() error {
 	return nil
 }
 
-// Run serves until ctx is done.
-func (c *dashboardCmd) Run(ctx context.Context, e *env) error {
+// Run parses args and serves until ctx is done.
+func (c *DashboardCommand) Run(ctx context.Context, args []string) error {
+	if err := c.ParseFlags(args); err != nil {
+		return err
+	}
+	e := c.env
 	level := slog.LevelInfo
 	if c.Verbose {
 		level = slog.LevelDebug

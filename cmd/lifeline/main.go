@@ -3,13 +3,16 @@
 // the web page, an agent per bot that supervises it, the built-in demo bot,
 // and command-line clients that ask an agent over the bus.
 //
-// This file only parses the command line and turns what a sub-command returns
-// into a message and an exit status; each sub-command lives in its own file.
+// This file only picks the sub-command and turns what it returns into a
+// message and an exit status; each sub-command lives in its own file and
+// parses its own flags with the standard flag package, so a start of the
+// binary builds only the flags it uses.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,8 +21,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/alecthomas/kong"
-	"github.com/lifeline-dev/lifeline/bus"
 	"github.com/lifeline-dev/lifeline/internal/pidfile"
 )
 
@@ -35,20 +36,53 @@ const (
 	exitLocked  = 3 // `lifeline bot` found its PID file held by a live bot
 )
 
-// cli is the whole command line. Every flag can also come from
-// LIFELINE_<FLAG> (kong.DefaultEnvars).
-type cli struct {
-	Dashboard dashboardCmd `cmd:"" help:"Run the dashboard: the bus (embedded NATS), the web page and the HTTP API."`
-	Agent     agentCmd     `cmd:"" help:"Supervise one bot: start or adopt it, respawn it when it dies or hangs, obey restart/stop/start."`
-	Bot       botCmd       `cmd:"" help:"Run the built-in demo bot (what the agent starts when given no command)."`
-	Status    statusCmd    `cmd:"" help:"Show a bot's status, as its agent sees it."`
-	Restart   restartCmd   `cmd:"" help:"Restart a bot through its agent; prints the old and new PID."`
-	Stop      stopCmd      `cmd:"" help:"Stop a bot through its agent (it stays stopped until started)."`
-	Start     startCmd     `cmd:"" help:"Start a stopped bot through its agent."`
-	Version   versionCmd   `cmd:"" help:"Print the version of this binary."`
+// command is one sub-command. Run parses args (the command line after the
+// sub-command's name) and does the work; it returns flag.ErrHelp when asked
+// for help, and a *usageError when the command line cannot work. Usage
+// prints the sub-command's help to stdout.
+type command interface {
+	Run(ctx context.Context, args []string) error
+	Usage()
 }
 
-// env is what every sub-command's Run receives besides the context: the
+// commands lists the sub-commands for `lifeline --help`, in that order.
+var commands = []struct{ name, summary string }{
+	{"dashboard", dashboardSummary},
+	{"agent", agentSummary},
+	{"bot", botSummary},
+	{"status", statusSummary},
+	{"restart", restartSummary},
+	{"stop", stopSummary},
+	{"start", startSummary},
+	{"version", versionSummary},
+	{"help", "Show this help, or a command's: lifeline help agent."},
+}
+
+// newCommand returns the sub-command called name, or nil if there is none.
+// Only that one is built: parsing stays cheap on every start.
+func newCommand(name string, e *env) command {
+	switch name {
+	case "dashboard":
+		return &DashboardCommand{env: e}
+	case "agent":
+		return &AgentCommand{env: e}
+	case "bot":
+		return &BotCommand{env: e}
+	case "status":
+		return &StatusCommand{clientFlags: clientFlags{env: e}}
+	case "restart":
+		return &RestartCommand{controlCommand{clientFlags: clientFlags{env: e}}}
+	case "stop":
+		return &StopCommand{controlCommand{clientFlags: clientFlags{env: e}}}
+	case "start":
+		return &StartCommand{controlCommand{clientFlags: clientFlags{env: e}}}
+	case "version":
+		return &VersionCommand{env: e}
+	}
+	return nil
+}
+
+// env is what every sub-command receives besides its arguments: the
 // process's outputs and identity, so tests can run sub-commands in-process.
 type env struct {
 	stdout  io.Writer
@@ -82,9 +116,30 @@ func advise(err error, todo string) error {
 	return &advice{err: err, todo: todo}
 }
 
-// exitRequest carries kong's request to end the process (after --help)
-// up to run, so that nothing but main ever exits.
-type exitRequest int
+// usageError is a command line that cannot work: a bad flag, value or
+// argument. main prints it with the help to read and exits with exitUsage.
+type usageError struct {
+	cmd string // the sub-command whose help explains it; "" for lifeline's own
+	err error
+}
+
+func (u *usageError) Error() string {
+	if u.cmd == "" {
+		return u.err.Error() + "; see: lifeline --help"
+	}
+	return u.cmd + ": " + u.err.Error() + "; see: lifeline " + u.cmd + " --help"
+}
+
+func (u *usageError) Unwrap() error { return u.err }
+
+// usageErr wraps err as a usage error of sub-command cmd, keeping a help
+// request (flag.ErrHelp) as it is.
+func usageErr(cmd string, err error) error {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return &usageError{cmd: cmd, err: err}
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -93,60 +148,69 @@ func main() {
 	os.Exit(code)
 }
 
-// run parses args, runs the selected sub-command and returns the exit status.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
-	var c cli
-	parser, err := newParser(&c, stdout, stderr)
-	if err != nil {
-		// The command-line model is fixed at compile time; this is a bug.
-		fmt.Fprintf(stderr, "lifeline: build command line: %v; please report this bug\n", err)
-		return exitFailure
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			req, ok := r.(exitRequest)
-			if !ok {
-				panic(r)
-			}
-			code = int(req)
-		}
-	}()
+// run picks the sub-command named by args[0], runs it with the rest of args
+// and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	e := &env{stdout: stdout, stderr: stderr, version: version}
 	if len(args) == 0 {
 		// No sub-command: show the help, but as a usage mistake.
-		parser.Stdout = stderr
-		if kctx, err := kong.Trace(parser, nil); err == nil {
-			kctx.PrintUsage(false)
+		writeUsage(stderr)
+		return exitUsage
+	}
+	name, args := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(args) == 0 {
+			writeUsage(stdout)
+			return exitOK
 		}
-		return exitUsage
+		if cmd := newCommand(args[0], e); cmd != nil && len(args) == 1 {
+			cmd.Usage()
+			return exitOK
+		}
+		return report(&usageError{err: fmt.Errorf("no help on %q: name one command", strings.Join(args, " "))}, stderr)
 	}
-
-	kctx, err := parser.Parse(args)
-	if err != nil {
-		fmt.Fprintf(stderr, "lifeline: %v; see: %s\n", err, helpCommand(err))
-		return exitUsage
+	cmd := newCommand(name, e)
+	if cmd == nil {
+		err := fmt.Errorf("unknown command %q", name)
+		if strings.HasPrefix(name, "-") {
+			err = fmt.Errorf("unknown flag %q (a command's flags go after its name)", name)
+		}
+		return report(&usageError{err: err}, stderr)
 	}
-	kctx.BindTo(ctx, (*context.Context)(nil))
-	err = kctx.Run(&env{stdout: stdout, stderr: stderr, version: version})
+	err := cmd.Run(ctx, args)
+	if errors.Is(err, flag.ErrHelp) {
+		cmd.Usage()
+		return exitOK
+	}
 	return report(err, stderr)
 }
 
-// newParser builds the command line into c. kong.Exit turns kong's own exit
-// (after --help) into a panic that run recovers, so only main exits.
-func newParser(c *cli, stdout, stderr io.Writer) (*kong.Kong, error) {
-	return kong.New(c,
-		kong.Name("lifeline"),
-		kong.Description("Keep a bot alive and restart it from anywhere. "+
-			"Start a dashboard, then one agent per bot; ask the agent with status, restart, stop and start. "+
-			"Every flag can also be set as LIFELINE_<FLAG> in the environment (LIFELINE_NATS_URL, LIFELINE_HTTP, ...)."),
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) { panic(exitRequest(code)) }),
-		kong.DefaultEnvars("LIFELINE"),
-		// The one default known only at run time; the others are literal in
-		// the tags. Few vars keep parsing fast: kong interpolates every var
-		// for every flag.
-		kong.Vars{"nats_url": bus.URLs("")},
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true, WrapUpperBound: 100}),
-	)
+// writeUsage prints lifeline's own help.
+func writeUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage: lifeline <command> [flags] [arguments]
+
+Keep a bot alive and restart it from anywhere. Start a dashboard, then one agent
+per bot; ask the agent with status, restart, stop and start.
+
+Commands:
+`)
+	for _, c := range commands {
+		writeItem(w, 14, "  "+c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+Every flag can also be set as LIFELINE_<FLAG> in the environment
+(LIFELINE_NATS_URL, LIFELINE_HTTP, ...); a flag on the command line wins.
+--nats-url defaults to $NATS_URL, else nats://127.0.0.1:4222.
+
+Examples:
+  lifeline dashboard
+  lifeline agent --name mybot -- python3 mybot.py
+  lifeline status mybot
+  lifeline restart mybot
+
+Run "lifeline <command> --help" for more information on a command.
+`)
 }
 
 // report turns a sub-command's result into the one line the operator reads
@@ -156,20 +220,11 @@ func report(err error, stderr io.Writer) int {
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "lifeline: %v\n", err)
-	if errors.As(err, new(*pidfile.LockedError)) {
+	switch {
+	case errors.As(err, new(*usageError)):
+		return exitUsage
+	case errors.As(err, new(*pidfile.LockedError)):
 		return exitLocked
 	}
 	return exitFailure
-}
-
-// helpCommand names the help that explains a parse error: the sub-command's
-// own when one was recognised.
-func helpCommand(err error) string {
-	var pe *kong.ParseError
-	if errors.As(err, &pe) && pe.Context != nil {
-		if sel := pe.Context.Selected(); sel != nil {
-			return "lifeline " + strings.Fields(sel.Path())[0] + " --help"
-		}
-	}
-	return "lifeline --help"
 }

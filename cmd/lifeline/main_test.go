@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -100,8 +101,12 @@ func TestBadDurationsAreUsageErrors(t *testing.T) {
 			if r.code != exitUsage {
 				t.Fatalf("exit %d, want %d; stderr: %s", r.code, exitUsage, r.stderr)
 			}
-			if !strings.HasPrefix(r.stderr, "lifeline: ") || !strings.Contains(r.stderr, args[1]) {
+			// The flag package writes -flag, our own checks --flag.
+			if flag := "-" + strings.TrimLeft(args[1], "-"); !strings.HasPrefix(r.stderr, "lifeline: ") || !strings.Contains(r.stderr, flag) {
 				t.Errorf("stderr does not name the flag %s: %q", args[1], r.stderr)
+			}
+			if !strings.HasSuffix(r.stderr, "; see: lifeline "+args[0]+" --help\n") || strings.Count(r.stderr, "\n") != 1 {
+				t.Errorf("want one line naming the help to read, got %q", r.stderr)
 			}
 		})
 	}
@@ -114,8 +119,13 @@ func TestBadDurationFromEnvironment(t *testing.T) {
 	if r.code != exitUsage {
 		t.Fatalf("exit %d, want %d; stderr: %s", r.code, exitUsage, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "five seconds") {
-		t.Errorf("stderr does not show the bad value: %q", r.stderr)
+	if !strings.Contains(r.stderr, "five seconds") || !strings.Contains(r.stderr, "LIFELINE_HEARTBEAT_TIMEOUT") {
+		t.Errorf("stderr does not show the variable and its bad value: %q", r.stderr)
+	}
+	// An explicit flag wins, even over a malformed variable.
+	c := &AgentCommand{}
+	if err := c.ParseFlags([]string{"--heartbeat-timeout", "2s"}); err != nil || c.HeartbeatTimeout != 2*time.Second {
+		t.Errorf("--heartbeat-timeout 2s with a bad LIFELINE_HEARTBEAT_TIMEOUT: %v, %v", c.HeartbeatTimeout, err)
 	}
 }
 
@@ -129,6 +139,12 @@ func TestOtherUsageErrors(t *testing.T) {
 		{"dashboard", "--http", "8000"},
 		{"dashboard", "--nats-listen", "localhost"},
 		{"agent", "--", ""},
+		{"--nope"},
+		{"help", "nope"},
+		{"version", "extra"},
+		{"dashboard", "extra"},
+		{"bot", "--heartbeat"},
+		{"restart", "--json=maybe"},
 	} {
 		t.Run(strings.Join(args, "_"), func(t *testing.T) {
 			r := runCLI(t, args...)
@@ -138,7 +154,154 @@ func TestOtherUsageErrors(t *testing.T) {
 			if r.stderr == "" {
 				t.Error("nothing on stderr")
 			}
+			if r.stdout != "" {
+				t.Errorf("stdout not empty: %q", r.stdout)
+			}
+			if len(args) == 0 {
+				return // the usage, as a mistake
+			}
+			help := "lifeline --help"
+			if newCommand(args[0], &env{}) != nil {
+				help = "lifeline " + args[0] + " --help"
+			}
+			if !strings.HasPrefix(r.stderr, "lifeline: ") || !strings.HasSuffix(r.stderr, "; see: "+help+"\n") || strings.Count(r.stderr, "\n") != 1 {
+				t.Errorf("want one line naming %q, got %q", help, r.stderr)
+			}
 		})
+	}
+}
+
+func TestUsage(t *testing.T) {
+	clearEnv(t)
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"-help"}, {"help"}} {
+		r := runCLI(t, args...)
+		if r.code != exitOK || r.stderr != "" {
+			t.Fatalf("%q: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+		for _, want := range []string{"Usage: lifeline <command>", "LIFELINE_NATS_URL", "Examples:"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("%q lacks %q:\n%s", args, want, r.stdout)
+			}
+		}
+		for _, c := range commands {
+			if !strings.Contains(r.stdout, "\n  "+c.name+" ") {
+				t.Errorf("%q does not list %s:\n%s", args, c.name, r.stdout)
+			}
+		}
+	}
+	// No command at all: the same help, on stderr, as a usage mistake.
+	r := runCLI(t)
+	if r.code != exitUsage || r.stdout != "" || !strings.HasPrefix(r.stderr, "Usage: lifeline <command>") {
+		t.Errorf("no command: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// help NAME is NAME --help.
+	for _, c := range commands[:len(commands)-1] {
+		h, f := runCLI(t, "help", c.name), runCLI(t, c.name, "-h")
+		if h.code != exitOK || f.code != exitOK || h.stdout != f.stdout || !strings.HasPrefix(h.stdout, "Usage: lifeline "+c.name) {
+			t.Errorf("help %s: exit %d/%d, stdout\n%s\nvs\n%s", c.name, h.code, f.code, h.stdout, f.stdout)
+		}
+	}
+}
+
+// flagSetOf returns the FlagSet sub-command name parses.
+func flagSetOf(t *testing.T, name string) *flag.FlagSet {
+	t.Helper()
+	switch name {
+	case "dashboard":
+		return new(DashboardCommand).flagSet()
+	case "agent":
+		return new(AgentCommand).flagSet()
+	case "bot":
+		return new(BotCommand).flagSet()
+	case "status":
+		return new(StatusCommand).flagSet()
+	case "restart", "stop", "start":
+		return new(controlCommand).flagSet(name)
+	case "version":
+		return newFlagSet(name)
+	}
+	t.Fatalf("no command %q", name)
+	return nil
+}
+
+func TestHelpShowsEveryFlag(t *testing.T) {
+	clearEnv(t)
+	for _, c := range commands[:len(commands)-1] {
+		r := runCLI(t, c.name, "--help")
+		flagSetOf(t, c.name).VisitAll(func(f *flag.Flag) {
+			if !strings.Contains(r.stdout, "\n  --"+f.Name) || !strings.Contains(r.stdout, "($"+envName(f.Name)+")") {
+				t.Errorf("%s --help lacks --%s or $%s:\n%s", c.name, f.Name, envName(f.Name), r.stdout)
+			}
+		})
+	}
+}
+
+func TestEveryFlagFromEnvironment(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("LIFELINE_HEARTBEAT_TIMEOUT", "0")
+	t.Setenv("LIFELINE_BACKOFF_RESET", "2m")
+	t.Setenv("LIFELINE_STOP_BOT_ON_EXIT", "yes")
+	t.Setenv("LIFELINE_PID_FILE", "/run/x.pid")
+	t.Setenv("LIFELINE_NATS_URL", "nats://a:1,nats://b:2")
+	t.Setenv("LIFELINE_LOG_FILE", "") // empty: unset
+	a := &AgentCommand{}
+	if err := a.ParseFlags([]string{"--backoff-reset", "90s"}); err != nil {
+		t.Fatal(err)
+	}
+	if a.HeartbeatTimeout != 0 || a.BackoffReset != 90*time.Second || !a.StopBotOnExit ||
+		a.PIDFile != "/run/x.pid" || a.NATSURL != "nats://a:1,nats://b:2" || a.LogFile != "" || a.StopTimeout != 10*time.Second {
+		t.Errorf("agent from environment: %+v", a)
+	}
+
+	t.Setenv("LIFELINE_TOKEN", "s3cret")
+	t.Setenv("LIFELINE_VERBOSE", "1")
+	t.Setenv("LIFELINE_HTTP", "127.0.0.1:9000")
+	d := &DashboardCommand{}
+	if err := d.ParseFlags([]string{"-http=127.0.0.1:9001"}); err != nil {
+		t.Fatal(err)
+	}
+	if d.Token != "s3cret" || !d.Verbose || d.HTTP != "127.0.0.1:9001" || d.NATSListen != "127.0.0.1:4222" {
+		t.Errorf("dashboard from environment: %+v", d)
+	}
+
+	t.Setenv("LIFELINE_JSON", "true")
+	t.Setenv("LIFELINE_TIMEOUT", "5s")
+	t.Setenv("LIFELINE_NAME", "envbot")
+	s := &StatusCommand{}
+	if err := s.ParseFlags(nil); err != nil {
+		t.Fatal(err)
+	}
+	if !s.JSON || s.Timeout != 5*time.Second || s.Name != "envbot" {
+		t.Errorf("status from environment: %+v", s)
+	}
+	s = &StatusCommand{}
+	if err := s.ParseFlags([]string{"-json=false", "--timeout=1s", "mybot"}); err != nil {
+		t.Fatal(err)
+	}
+	if s.JSON || s.Timeout != time.Second || s.Name != "mybot" {
+		t.Errorf("status flags over environment: %+v", s)
+	}
+}
+
+func TestNameAmongFlags(t *testing.T) {
+	clearEnv(t)
+	for _, args := range [][]string{
+		{"mybot", "--json", "--timeout", "3s"},
+		{"--json", "mybot", "--timeout", "3s"},
+		{"--json", "--timeout=3s", "mybot"},
+		{"-json", "-timeout", "3s", "--", "mybot"},
+	} {
+		c := &controlCommand{}
+		if err := c.parseFlags("restart", args); err != nil {
+			t.Fatalf("%q: %v", args, err)
+		}
+		if c.Name != "mybot" || !c.JSON || c.Timeout != 3*time.Second {
+			t.Errorf("%q: %+v", args, c)
+		}
+	}
+	c := &StatusCommand{}
+	if err := c.ParseFlags(nil); err != nil || c.Name != "bot" || c.Timeout != 2*time.Second || c.NATSURL != bus.DefaultURL {
+		t.Errorf("defaults: %+v, %v", c, err)
 	}
 }
 
@@ -423,9 +586,24 @@ func TestBotRefusesHeldPIDFile(t *testing.T) {
 }
 
 func TestAgentCommandDropsSeparator(t *testing.T) {
-	c := agentCmd{Command: []string{"--", "python3", "bot.py", "--", "-v"}}
-	if got := strings.Join(c.command(), " "); got != "python3 bot.py -- -v" {
-		t.Errorf("command() = %q", got)
+	clearEnv(t)
+	for _, tc := range []struct {
+		args []string
+		name string
+		want string
+	}{
+		{[]string{"--name", "x", "--", "python3", "bot.py", "--", "-v"}, "x", "python3 bot.py -- -v"},
+		{[]string{"--", "python3", "bot.py", "--name", "y"}, "bot", "python3 bot.py --name y"},
+		{[]string{"-name=x", "./worker", "--name", "y"}, "x", "./worker --name y"},
+		{[]string{"--name", "x"}, "x", ""},
+	} {
+		c := &AgentCommand{}
+		if err := c.ParseFlags(tc.args); err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		if got := strings.Join(c.Command, " "); got != tc.want || c.Name != tc.name {
+			t.Errorf("%q: name %q, command %q; want %q, %q", tc.args, c.Name, got, tc.name, tc.want)
+		}
 	}
 }
 
@@ -451,16 +629,14 @@ func BenchmarkStatus(b *testing.B) {
 	}
 }
 
-// BenchmarkParse measures building the command line and parsing one.
+// BenchmarkParse measures building the status FlagSet and parsing a
+// command line with it.
 func BenchmarkParse(b *testing.B) {
-	args := []string{"status", "mybot", "--nats-url", "nats://127.0.0.1:1"}
+	args := []string{"mybot", "--nats-url", "nats://127.0.0.1:1"}
+	e := &env{stdout: io.Discard, stderr: io.Discard, version: version}
 	for b.Loop() {
-		var c cli
-		p, err := newParser(&c, io.Discard, io.Discard)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := p.Parse(args); err != nil {
+		c := &StatusCommand{clientFlags: clientFlags{env: e}}
+		if err := c.ParseFlags(args); err != nil {
 			b.Fatal(err)
 		}
 	}

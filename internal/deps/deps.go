@@ -2,7 +2,6 @@
 package deps
 
 import (
-	_ "github.com/alecthomas/kong"
 	_ "github.com/chromedp/chromedp"
 	_ "github.com/gofiber/fiber/v3"
 	_ "github.com/nats-io/nats-server/v2/server"
