@@ -112,6 +112,7 @@ func (d *Dashboard) newApp() *fiber.App {
 	}
 	api.Get("/events", d.handleEvents)
 	api.Get("/stream", d.handleStream)
+	refuseUnknownMethods(app)
 	return app
 }
 
@@ -234,6 +235,9 @@ func (d *Dashboard) handleEvents(c fiber.Ctx) error {
 // refused or failed, 503 when no agent answered.
 func (d *Dashboard) handleCommand(c fiber.Ctx, name, op string) error {
 	if err := bus.ValidName(name); err != nil {
+		return fail(c, fiber.StatusBadRequest, err.Error())
+	}
+	if err := checkCommandBody(c.Body()); err != nil {
 		return fail(c, fiber.StatusBadRequest, err.Error())
 	}
 	by := fmt.Sprintf("dashboard %s from %s", d.host, c.IP())
