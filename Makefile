@@ -6,7 +6,7 @@ GO      ?= go
 BIN     := bin/lifeline
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run test bench lint cross clean
+.PHONY: build run test fuzz bench lint cross clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/lifeline
@@ -16,6 +16,31 @@ run: build
 
 test:
 	$(GO) test -race -count=1 -timeout 10m ./...
+
+# Every decoder and parser, fuzzed for FUZZTIME each (go test -fuzz takes one
+# target per run). A crasher is saved under its package's testdata/fuzz/:
+# commit it, and from then on `make test` replays it as a regression test.
+FUZZTIME ?= 5s
+FUZZ := \
+	./bus:FuzzDecodeRequest \
+	./bus:FuzzDecodeHeartbeat \
+	./bus:FuzzDecodeStatus \
+	./bus:FuzzDecodeReply \
+	./bus:FuzzDecodeEvent \
+	./bus:FuzzValidName \
+	./bus:FuzzNameFromSubject \
+	./bus:FuzzServiceVersion \
+	./internal/pidfile:FuzzParse
+
+fuzz:
+	@missing=$$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' . | sed 's/^func //' | \
+		while read -r n; do case " $(FUZZ) " in *":$$n "*) ;; *) echo "$$n" ;; esac; done); \
+	if [ -n "$$missing" ]; then echo "add to FUZZ in the Makefile:" $$missing; exit 1; fi
+	@set -e; for t in $(FUZZ); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 # Real processes from the built binary, 30 rounds per figure: respawn after
 # SIGKILL, hang detection, restart, `lifeline status`, and memory.

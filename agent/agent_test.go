@@ -19,13 +19,16 @@ import (
 	"github.com/lifeline-dev/lifeline/bus/bustest"
 	"github.com/lifeline-dev/lifeline/internal/pidfile"
 	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
 	if mode := os.Getenv("LIFELINE_TEST_BOT"); mode != "" {
+		// This process is a fake bot, not a test run: it exits without
+		// cleaning up, so it is no place for a leak check.
 		os.Exit(fakeBot(mode))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // harness is one agent under test, on a real bus, supervising real processes.
