@@ -31,15 +31,16 @@ func startSpy(t *testing.T, nc *nats.Conn, answered string) *busSpy {
 	t.Helper()
 	s := &busSpy{}
 	_, err := nc.Subscribe("lifeline.agent.>", func(m *nats.Msg) {
+		// Recorded before answering: once the dashboard has its answer,
+		// the request is on the record.
+		if !strings.HasSuffix(m.Subject, "."+bus.OpStatus) { // the dashboard polls status on its own
+			s.mu.Lock()
+			s.subjects = append(s.subjects, m.Subject)
+			s.mu.Unlock()
+		}
 		if bus.NameFromSubject(m.Subject) != answered {
 			m.RespondMsg(&nats.Msg{Header: nats.Header{"Status": []string{"503"}}})
 		}
-		if strings.HasSuffix(m.Subject, "."+bus.OpStatus) {
-			return // the dashboard polls status on its own
-		}
-		s.mu.Lock()
-		s.subjects = append(s.subjects, m.Subject)
-		s.mu.Unlock()
 	})
 	if err != nil {
 		t.Fatal(err)
