@@ -126,6 +126,14 @@ func configure(opts *server.Options, cfg ServerConfig, host string) error {
 	if cfg.StoreDir != "" {
 		opts.JetStream = true
 		opts.StoreDir = cfg.StoreDir
+		if cfg.ClusterListen != "" && len(opts.Routes) == 0 {
+			// Clustered JetStream insists on routes; the first server of a
+			// cluster routes to itself (servers ignore such a route).
+			if opts.Cluster.Port == server.RANDOM_PORT {
+				return errors.New("a clustered bus with history needs --routes (or a fixed --cluster port)")
+			}
+			opts.Routes = []*url.URL{{Scheme: "nats", Host: cfg.ClusterListen}}
+		}
 	}
 	if len(cfg.Users) == 0 {
 		if !isLoopback(host) || (clusterHost != "" && !isLoopback(clusterHost)) {

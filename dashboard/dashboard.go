@@ -13,7 +13,10 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,6 +91,17 @@ type Dashboard struct {
 	Version string
 	// Logger receives operational logs; never the token. Default slog.Default().
 	Logger *slog.Logger
+	// ClusterListen (host:port), ClusterName and Routes join this
+	// dashboard's bus with other dashboards' into one NATS cluster.
+	ClusterListen string
+	ClusterName   string
+	Routes        []string
+	// Users must log in to the bus (see bus.ReadUsers); required when the
+	// bus listens beyond loopback.
+	Users []bus.User
+	// NoHistory turns off the JetStream stream of lifecycle events.
+	NoHistory bool
+
 	// Out is where the page URL, login URL (with the token) and token file are
 	// printed for the operator; default os.Stdout. It is never the logger, so
 	// the token does not end up in log collectors.
@@ -105,6 +119,7 @@ type Dashboard struct {
 	host    string // os.Hostname, for requested_by
 	addr    string // bound HTTP address
 	natsURL string
+	admin   bus.User // the dashboard's own bus login when users are required
 
 	state   *state
 	limiter *limiter
@@ -137,7 +152,25 @@ func (d *Dashboard) Open() error {
 		return err
 	}
 
-	srv, err := bus.StartServer(bus.ServerConfig{Listen: d.NATSListen, Name: "lifeline-dashboard"})
+	host, _ := os.Hostname()
+	cfg := bus.ServerConfig{
+		Listen:        d.NATSListen,
+		Name:          serverName(host, d.ClusterListen, d.NATSListen),
+		ClusterListen: d.ClusterListen,
+		ClusterName:   d.ClusterName,
+		Routes:        d.Routes,
+		Users:         d.Users,
+	}
+	if !d.NoHistory {
+		cfg.StoreDir = filepath.Join(d.DataDir, "jetstream")
+	}
+	if len(d.Users) > 0 {
+		// The dashboard's own in-process client logs in as an admin known
+		// only to this process.
+		d.admin = bus.User{Name: "lifeline-dashboard-" + randomHex(8), Password: randomHex(32), Role: bus.RoleAdmin}
+		cfg.Users = append(slices.Clone(d.Users), d.admin)
+	}
+	srv, err := bus.StartServer(cfg)
 	if err != nil {
 		return fmt.Errorf("start bus: %w; choose another address with --nats-listen", err)
 	}
@@ -187,6 +220,25 @@ func (d *Dashboard) defaults() {
 		d.log = slog.Default()
 	}
 	d.log = d.log.With("component", "dashboard")
+}
+
+// serverName names this dashboard's bus server, uniquely in a cluster and
+// the same across restarts (JetStream remembers its peers by name).
+func serverName(host string, listens ...string) string {
+	port := randomHex(4)
+	for _, l := range listens {
+		if _, p, _ := net.SplitHostPort(l); p != "" && p != "0" {
+			port = p
+			break
+		}
+	}
+	name := "lifeline-" + host + "-" + port
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '.' || r == '*' || r == '>' {
+			return '-'
+		}
+		return r
+	}, name)
 }
 
 // Addr returns the HTTP address actually bound, "" before Open.
@@ -246,7 +298,11 @@ func (d *Dashboard) Run(ctx context.Context) error {
 		}
 	}
 
-	nc, err := nats.Connect("",
+	var login []nats.Option
+	if d.admin.Name != "" {
+		login = append(login, nats.UserInfo(d.admin.Name, d.admin.Password))
+	}
+	nc, err := nats.Connect("", append(login,
 		nats.InProcessServer(d.srv),
 		nats.Name("lifeline-dashboard"),
 		nats.MaxReconnects(-1),
@@ -259,7 +315,7 @@ func (d *Dashboard) Run(ctx context.Context) error {
 			}
 			d.log.Warn("bus client error", "subject", subject, "err", err)
 		}),
-	)
+	)...)
 	if err != nil {
 		d.Close()
 		return fmt.Errorf("connect to embedded bus: %w", err)
@@ -285,6 +341,9 @@ func (d *Dashboard) Run(ctx context.Context) error {
 		serveErr = d.app.Listener(d.ln, fiber.ListenConfig{DisableStartupMessage: true})
 	})
 	wg.Go(w.poll)
+	if !d.NoHistory {
+		wg.Go(func() { d.keepHistory(runCtx, nc) })
+	}
 
 	var runErr error
 	select {

@@ -146,6 +146,36 @@ func (s *state) event(e bus.Event) {
 	s.broadcastLocked(sseMsg{event: "event", data: bus.Encode(e)})
 }
 
+// history merges events read from the bus's history with those already
+// seen live, in time order and without repeats.
+func (s *state) history(evs []bus.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	type key struct {
+		at        int64
+		name, typ string
+		pid       int
+	}
+	seen := make(map[key]bool, len(s.events)+len(evs))
+	var all []bus.Event
+	for _, e := range append(slices.Clone(s.events), evs...) {
+		k := key{e.Time.UnixNano(), e.Name, string(e.Type), e.PID}
+		if seen[k] || s.ensureLocked(e.Name) == nil {
+			continue
+		}
+		seen[k] = true
+		all = append(all, e)
+	}
+	slices.SortStableFunc(all, func(a, b bus.Event) int { return a.Time.Compare(b.Time) })
+	if len(all) > maxEvents {
+		all = all[len(all)-maxEvents:]
+	}
+	s.events = all
+}
+
 // recentEvents returns the kept events, newest first.
 func (s *state) recentEvents() []bus.Event {
 	s.mu.Lock()

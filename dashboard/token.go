@@ -280,3 +280,11 @@ func (l *limiter) succeed(ip string) {
 	defer l.mu.Unlock()
 	delete(l.fails, ip)
 }
+
+// randomHex returns n random bytes in hex. crypto/rand does not fail on the
+// platforms Go supports (it crashes the program instead).
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
