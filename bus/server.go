@@ -33,6 +33,9 @@ type ServerConfig struct {
 
 	// Users must log in; with none, only loopback listeners are allowed.
 	Users []User
+
+	// TLSCert and TLSKey (PEM files) make clients connect with TLS.
+	TLSCert, TLSKey string
 }
 
 // Server is an embedded NATS server.
@@ -122,6 +125,13 @@ func configure(opts *server.Options, cfg ServerConfig, host string) error {
 			}
 			opts.Routes = append(opts.Routes, u)
 		}
+	}
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey})
+		if err != nil {
+			return fmt.Errorf("bus TLS: %w", err)
+		}
+		opts.TLSConfig, opts.TLS = tc, true
 	}
 	if cfg.StoreDir != "" {
 		opts.JetStream = true
