@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -284,6 +286,28 @@ func badRequests() []badRequest {
 				body: "{}", code: http.StatusForbidden, errText: errCSRF})
 		}
 	}
+	// The routes outside /api need no token and refuse the same way.
+	for _, r := range [][2]string{
+		{http.MethodPost, "/healthz"}, {http.MethodPut, "/"}, {http.MethodDelete, "/static/app.js"},
+		{http.MethodPost, "/logout"}, {http.MethodPut, "/login"}, {http.MethodDelete, "/login"},
+	} {
+		add(badRequest{name: "wrong method", method: r[0], path: r[1], auth: "none",
+			code: http.StatusMethodNotAllowed, errText: errMethod})
+	}
+	for _, path := range []string{"/healthz", "/", "/login"} {
+		add(badRequest{name: "unknown method", method: "EXPLODE", path: path, auth: "none",
+			code: http.StatusNotImplemented, errText: "not implemented"})
+	}
+	for _, path := range []string{"/static/..%2Fhttp.go", "/static/%2e%2e/%2e%2e/go.mod", "/static/../../go.mod",
+		"/static/", "/static/%00", "/static/.", "/static/index.html", "/static/nope.js"} {
+		add(badRequest{name: "static path trick", method: http.MethodGet, path: path, auth: "none",
+			code: http.StatusNotFound, errText: errNoRoute})
+	}
+	add(badRequest{name: "oversized login", method: http.MethodPost, path: "/login", auth: "none",
+		announce: bodyLimit + 1, code: http.StatusRequestEntityTooLarge, errText: errTooBig})
+	add(badRequest{name: "malformed multipart login", method: http.MethodPost, path: "/login", auth: "none",
+		hdr: map[string]string{"Content-Type": "multipart/form-data; boundary=x"}, body: "garbage",
+		code: http.StatusBadRequest, errText: "multipart"})
 	return rows
 }
 
@@ -326,10 +350,15 @@ func TestBadHTTPInput(t *testing.T) {
 	before := look(t, td)
 
 	for _, row := range badRequests() {
-		hdr, ok := auths[row.auth]
+		auth, ok := auths[row.auth]
 		if !ok {
 			t.Fatalf("row %q: no auth %q", row.name, row.auth)
 		}
+		hdr := maps.Clone(auth)
+		if hdr == nil {
+			hdr = map[string]string{}
+		}
+		maps.Copy(hdr, row.hdr)
 		path := row.path
 		switch row.auth {
 		case "token in query":
@@ -422,6 +451,9 @@ func TestGoodCommandBodies(t *testing.T) {
 	if got := len(agent.commands()); got != want {
 		t.Errorf("the agent got %d commands, want %d", got, want)
 	}
+	// The spy hears a command to an answered bot beside its agent, not
+	// before it, so it may still be catching up.
+	waitFor(t, fmt.Sprintf("the spy to see %d commands", want), func() bool { return spy.count() >= want })
 	if got := spy.count(); got != want {
 		t.Errorf("the spy saw %d commands, want %d", got, want)
 	}
@@ -493,5 +525,59 @@ func TestBadBusMessages(t *testing.T) {
 		if r := call(t, http.MethodGet, td.base+"/api/bots/"+name, bearer(td.AccessToken()), nil); r.code/100 == 2 {
 			t.Errorf("bot %q became known from garbage", name)
 		}
+	}
+}
+
+// TestBadLoginInput sends bad tokens and bad forms to /login: each gets the
+// login page (or a JSON error for a body that is not a form) and never a
+// session cookie, and nothing sent is echoed into the page.
+func TestBadLoginInput(t *testing.T) {
+	td := startDashboard(t)
+	token := td.AccessToken()
+	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	for _, tc := range []struct {
+		name, method, path string
+		hdr                map[string]string
+		body               string
+	}{
+		{"no token", http.MethodGet, "/login?token=", nil, ""},
+		{"wrong token", http.MethodGet, "/login?token=wrong", nil, ""},
+		{"bad escape", http.MethodGet, "/login?token=%zz", nil, ""},
+		{"token and more", http.MethodGet, "/login?token=" + url.QueryEscape(token+" x"), nil, ""},
+		{"token with nul", http.MethodGet, "/login?token=" + url.QueryEscape(token+"\x00"), nil, ""},
+		{"markup", http.MethodGet, "/login?token=" + url.QueryEscape(`"><script>alert(1)</script>`), nil, ""},
+		{"form, wrong token", http.MethodPost, "/login", form, "token=wrong"},
+		{"form, bad escape", http.MethodPost, "/login", form, "token=%zz"},
+		{"form, markup", http.MethodPost, "/login", form, "token=" + url.QueryEscape(`<script>alert(1)</script>`)},
+		{"form, long token", http.MethodPost, "/login", form, "token=" + strings.Repeat("x", 60<<10)},
+		{"form, token prefix", http.MethodPost, "/login", form, "token=" + token[:len(token)-1]},
+		{"form, no field", http.MethodPost, "/login", form, "tok=" + token},
+		{"json", http.MethodPost, "/login", map[string]string{"Content-Type": "application/json"}, `{"token":"` + token + `"}`},
+		{"garbage", http.MethodPost, "/login", nil, "\xff\xfe garbage"},
+		{"multipart garbage", http.MethodPost, "/login", map[string]string{"Content-Type": "multipart/form-data; boundary=x"}, "--x\r\ngarbage"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			r := call(t, tc.method, td.base+tc.path, tc.hdr, body)
+			if cookies := r.header.Values("Set-Cookie"); len(cookies) != 0 {
+				t.Fatalf("HTTP %d set a cookie: %q", r.code, cookies)
+			}
+			switch ct := r.header.Get("Content-Type"); {
+			case r.code == http.StatusBadRequest && strings.HasPrefix(ct, "application/json"):
+				r.errorText(t)
+			case slices.Contains([]int{http.StatusOK, http.StatusUnauthorized, http.StatusTooManyRequests}, r.code):
+				if !strings.HasPrefix(ct, "text/html") || !strings.Contains(string(r.body), `id="login-form"`) {
+					t.Errorf("HTTP %d %q: %.200s", r.code, ct, r.body)
+				}
+				if strings.Contains(string(r.body), "<script") {
+					t.Errorf("page carries markup from the request: %s", r.body)
+				}
+			default:
+				t.Errorf("HTTP %d: %.200s", r.code, r.body)
+			}
+		})
 	}
 }
