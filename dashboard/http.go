@@ -42,11 +42,35 @@ func (k authKind) String() string {
 	return "none"
 }
 
+// role says what a request may do: an operator everything, a viewer (who
+// knows only the viewer token) read but never command.
+type role int
+
+const (
+	roleNone role = iota
+	roleOperator
+	roleViewer
+)
+
+func (r role) String() string {
+	switch r {
+	case roleOperator:
+		return "operator"
+	case roleViewer:
+		return "viewer"
+	}
+	return "none"
+}
+
+// errViewerWrite answers every write a viewer attempts.
+const errViewerWrite = "viewers may watch but not restart, stop or start bots"
+
 type localsKey int
 
 const (
 	keyAuth localsKey = iota
 	keySession
+	keyRole
 )
 
 // apiError is the body of every error answer.
@@ -138,35 +162,56 @@ func (d *Dashboard) handleError(c fiber.Ctx, err error) error {
 	return fail(c, fe.Code, msg)
 }
 
-// authenticate checks the Bearer header, then the session cookie. A wrong
-// Bearer token fails even with a good cookie.
-func (d *Dashboard) authenticate(c fiber.Ctx) (authKind, string) {
+// authenticate checks the Bearer header, then the session cookie, each
+// against the operator's keys and then the viewer's. A wrong Bearer token
+// fails even with a good cookie.
+func (d *Dashboard) authenticate(c fiber.Ctx) (authKind, role, string) {
 	if h := c.Get(fiber.HeaderAuthorization); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") && d.keys.tokenOK(strings.TrimSpace(tok)) {
-			return authBearer, ""
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return authNone, roleNone, ""
 		}
-		return authNone, ""
+		tok = strings.TrimSpace(tok)
+		switch {
+		case d.keys.tokenOK(tok):
+			return authBearer, roleOperator, ""
+		case d.viewer.keys.tokenOK(tok):
+			return authBearer, roleViewer, ""
+		}
+		return authNone, roleNone, ""
 	}
-	if v := c.Cookies(SessionCookie); v != "" && d.keys.sessionOK(v, time.Now()) {
-		return authCookie, v
+	if v := c.Cookies(SessionCookie); v != "" {
+		now := time.Now()
+		switch {
+		case d.keys.sessionOK(v, now):
+			return authCookie, roleOperator, v
+		case d.viewer.keys.sessionOK(v, now):
+			return authCookie, roleViewer, v
+		}
 	}
-	return authNone, ""
+	return authNone, roleNone, ""
 }
 
-// requireAuth guards every /api/ route: nothing behind it runs without the
-// token, and cookie-authenticated writes also need the CSRF token.
+// requireAuth guards every /api/ route: nothing behind it runs without a
+// token, no write runs for a viewer, and cookie-authenticated writes also
+// need the CSRF token.
 func (d *Dashboard) requireAuth(c fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	kind, session := d.authenticate(c)
+	kind, r, session := d.authenticate(c)
 	if kind == authNone {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="lifeline"`)
 		return fail(c, fiber.StatusUnauthorized, "missing or wrong token")
 	}
-	if kind == authCookie && !safeMethod(c.Method()) && !d.keys.csrfOK(session, c.Get(CSRFHeader)) {
-		return fail(c, fiber.StatusForbidden, "missing or wrong CSRF token ("+CSRFHeader+" header); reload the page")
+	if !safeMethod(c.Method()) {
+		if r != roleOperator {
+			return fail(c, fiber.StatusForbidden, errViewerWrite)
+		}
+		if kind == authCookie && !d.keys.csrfOK(session, c.Get(CSRFHeader)) {
+			return fail(c, fiber.StatusForbidden, "missing or wrong CSRF token ("+CSRFHeader+" header); reload the page")
+		}
 	}
 	c.Locals(keyAuth, kind)
+	c.Locals(keyRole, r)
 	c.Locals(keySession, session)
 	return c.Next()
 }
@@ -179,6 +224,7 @@ func safeMethod(m string) bool {
 type sessionInfo struct {
 	OK         bool   `json:"ok"`
 	Auth       string `json:"auth"`
+	Role       string `json:"role"` // "operator" or "viewer"
 	CSRFToken  string `json:"csrf_token,omitempty"`
 	DefaultBot string `json:"default_bot"`
 	Version    string `json:"version,omitempty"`
@@ -187,9 +233,11 @@ type sessionInfo struct {
 
 func (d *Dashboard) handleSession(c fiber.Ctx) error {
 	kind, _ := c.Locals(keyAuth).(authKind)
+	r, _ := c.Locals(keyRole).(role)
 	session, _ := c.Locals(keySession).(string)
-	info := sessionInfo{OK: true, Auth: kind.String(), DefaultBot: d.DefaultBot, Version: d.Version, Host: d.host}
-	if kind == authCookie {
+	info := sessionInfo{OK: true, Auth: kind.String(), Role: r.String(), DefaultBot: d.DefaultBot, Version: d.Version, Host: d.host}
+	// A viewer gets no CSRF token: it has no write to protect.
+	if kind == authCookie && r == roleOperator {
 		info.CSRFToken = d.keys.csrf(session)
 	}
 	return c.JSON(info)
@@ -362,7 +410,8 @@ func (d *Dashboard) sendAsset(c fiber.Ctx, name string) error {
 
 // handleLogin turns the token (in the query of GET, in the form of POST)
 // into a session cookie and sends the browser to the page, so the token
-// leaves the address bar at once.
+// leaves the address bar at once. The viewer token opens a viewer session,
+// signed with the viewer's keys.
 func (d *Dashboard) handleLogin(c fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	token := c.Query("token")
@@ -380,23 +429,29 @@ func (d *Dashboard) handleLogin(c fiber.Ctx) error {
 		return sendHTML(c, fiber.StatusTooManyRequests,
 			loginPage(fmt.Sprintf("Too many wrong tokens from your address. Try again in %d s.", secs)))
 	}
-	if !d.keys.tokenOK(token) {
+	keys, r := d.keys, roleOperator
+	switch {
+	case d.keys.tokenOK(token):
+	case d.viewer.keys.tokenOK(token):
+		keys, r = d.viewer.keys, roleViewer
+	default:
 		d.limiter.fail(ip, now)
 		d.log.Warn("login with a wrong token", "client", ip)
 		return sendHTML(c, fiber.StatusUnauthorized,
-			loginPage("Wrong token. Use the token printed where the dashboard was started, or the one in its data/"+TokenFile+"."))
+			loginPage("Wrong token. Use the token printed where the dashboard was started, or the one in its data/"+TokenFile+
+				" (or data/"+ViewerTokenFile+" to watch only)."))
 	}
 	d.limiter.succeed(ip)
 	c.Cookie(&fiber.Cookie{
 		Name:     SessionCookie,
-		Value:    d.keys.newSession(now),
+		Value:    keys.newSession(now),
 		Path:     "/",
 		MaxAge:   int(sessionMaxAge / time.Second),
 		HTTPOnly: true,
 		SameSite: fiber.CookieSameSiteStrictMode,
 		Secure:   c.Secure(),
 	})
-	d.log.Info("browser logged in", "client", ip)
+	d.log.Info("browser logged in", "client", ip, "role", r.String())
 	return c.Redirect().Status(fiber.StatusSeeOther).To("/")
 }
 
@@ -433,7 +488,8 @@ func loginPage(msg string) string {
 		b.WriteString(`<p id="login-message" class="login-message" role="alert">` + html.EscapeString(msg) + `</p>`)
 	}
 	b.WriteString(`<p>Paste the dashboard's access token. It is printed where <code>lifeline dashboard</code> ` +
-		`was started and stored in <code>data/` + TokenFile + `</code> next to it.</p>` +
+		`was started and stored in <code>data/` + TokenFile + `</code> next to it. ` +
+		`The token in <code>data/` + ViewerTokenFile + `</code> lets you watch without restarting, stopping or starting.</p>` +
 		`<form id="login-form" action="/login" method="post"><label for="login-token">Access token</label>` +
 		`<input id="login-token" name="token" type="password" autocomplete="current-password" ` +
 		`autocapitalize="off" spellcheck="false" required autofocus>` +

@@ -68,20 +68,74 @@ func checkToken(t string) error {
 	return nil
 }
 
+// ViewerTokenFile is the name, inside DataDir, of the file holding the
+// generated viewer token: it opens the page and every GET of the API, but
+// no restart, stop or start.
+const ViewerTokenFile = "dashboard.viewer.token"
+
+func viewerTokenPath(dataDir string) string { return filepath.Join(dataDir, ViewerTokenFile) }
+
 // settleToken returns the token in force and whether it lives in the token
 // file: d.Token if set, else a sane token already in the file, else a fresh
 // one written there with mode 0600.
 func (d *Dashboard) settleToken() (token string, fromFile bool, err error) {
-	if d.Token != "" {
-		if err := checkToken(d.Token); err != nil {
-			return "", false, fmt.Errorf("check --token: %w", err)
-		}
-		if len(d.Token) < minTokenLen {
-			d.log.Warn("access token is short; anyone who can reach the dashboard may guess it", "min_length", minTokenLen)
-		}
-		return d.Token, false, nil
+	return d.settleTokenIn(d.Token, tokenPath(d.DataDir), "access token", "--token")
+}
+
+// viewerAuth is the read-only token in force and what it takes to check
+// it and the sessions it opened.
+type viewerAuth struct {
+	token string
+	keys  sessionKeys
+	where string // for the banner: the token file, or how it was given
+}
+
+// settleViewer settles the viewer token as settleToken does the operator's:
+// d.ViewerToken if set, else DataDir/dashboard.viewer.token, else a fresh
+// one written there (0600). It must differ from the operator token, or a
+// viewer would be an operator.
+func (d *Dashboard) settleViewer(operator string) (viewerAuth, error) {
+	path := viewerTokenPath(d.DataDir)
+	token, fromFile, err := d.settleTokenIn(d.ViewerToken, path, "viewer token", "--viewer-token")
+	if err != nil {
+		return viewerAuth{}, err
 	}
-	path := tokenPath(d.DataDir)
+	if newSessionKeys(operator).tokenOK(token) {
+		if fromFile {
+			return viewerAuth{}, fmt.Errorf("viewer token in %s is the access token; delete the file so a new one is made", path)
+		}
+		return viewerAuth{}, errors.New("check --viewer-token: it must differ from the access token")
+	}
+	where := "given with --viewer-token"
+	if fromFile {
+		where = path
+	}
+	return viewerAuth{token: token, keys: newViewerKeys(token), where: where}, nil
+}
+
+// ViewerAccessToken returns the viewer token in force, "" before Open: the
+// ViewerToken field, or the one read from or written to the viewer token
+// file.
+func (d *Dashboard) ViewerAccessToken() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.viewer.token
+}
+
+// settleTokenIn returns given if set (after checking it), else a sane token
+// already in path, else a fresh one written there with mode 0600. what names
+// the token in logs and errors, flag the option that gives it; neither the
+// logs nor the errors ever contain the token.
+func (d *Dashboard) settleTokenIn(given, path, what, flag string) (token string, fromFile bool, err error) {
+	if given != "" {
+		if err := checkToken(given); err != nil {
+			return "", false, fmt.Errorf("check %s: %w", flag, err)
+		}
+		if len(given) < minTokenLen {
+			d.log.Warn(what+" is short; anyone who can reach the dashboard may guess it", "min_length", minTokenLen)
+		}
+		return given, false, nil
+	}
 	data, err := os.ReadFile(path)
 	switch {
 	case err == nil:
@@ -90,19 +144,19 @@ func (d *Dashboard) settleToken() (token string, fromFile bool, err error) {
 			warnLoosePerms(d, path)
 			return t, true, nil
 		}
-		d.log.Warn("token file unusable; writing a new token", "path", path)
+		d.log.Warn(what+" file unusable; writing a new one", "path", path)
 	case errors.Is(err, fs.ErrNotExist):
 	default:
-		return "", false, fmt.Errorf("read token file: %w", err)
+		return "", false, fmt.Errorf("read %s file: %w", what, err)
 	}
 	t, err := generateToken()
 	if err != nil {
 		return "", false, err
 	}
 	if err := writeFileAtomic(path, []byte(t+"\n"), 0o600); err != nil {
-		return "", false, fmt.Errorf("write token file: %w", err)
+		return "", false, fmt.Errorf("write %s file: %w", what, err)
 	}
-	d.log.Info("generated access token", "path", path)
+	d.log.Info("generated "+what, "path", path)
 	return t, true, nil
 }
 
@@ -156,11 +210,21 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 type sessionKeys struct {
 	tokenSum [sha256.Size]byte // compared in constant time, length-independent
 	mac      []byte            // HMAC key for session cookies and CSRF tokens
+	label    string            // signed into every session: "session" or "viewer session"
 }
 
+// newSessionKeys derives the operator's keys from the access token.
 func newSessionKeys(token string) sessionKeys {
 	mac := sha256.Sum256([]byte("lifeline session key\x00" + token))
-	return sessionKeys{tokenSum: sha256.Sum256([]byte(token)), mac: mac[:]}
+	return sessionKeys{tokenSum: sha256.Sum256([]byte(token)), mac: mac[:], label: "session"}
+}
+
+// newViewerKeys derives a viewer's keys from the viewer token. Both the key
+// and the signed label differ from the operator's, so a viewer session can
+// never pass for an operator session, even were the two tokens equal.
+func newViewerKeys(token string) sessionKeys {
+	mac := sha256.Sum256([]byte("lifeline viewer session key\x00" + token))
+	return sessionKeys{tokenSum: sha256.Sum256([]byte(token)), mac: mac[:], label: "viewer session"}
 }
 
 // tokenOK compares a presented token with the real one in constant time.
@@ -181,7 +245,7 @@ func (k sessionKeys) sign(parts ...string) string {
 // newSession returns a cookie value "v1.<unix issued>.<mac>".
 func (k sessionKeys) newSession(now time.Time) string {
 	ts := strconv.FormatInt(now.Unix(), 10)
-	return "v1." + ts + "." + k.sign("session", ts)
+	return "v1." + ts + "." + k.sign(k.label, ts)
 }
 
 // sessionOK checks a cookie value's MAC and age.
@@ -194,7 +258,7 @@ func (k sessionKeys) sessionOK(v string, now time.Time) bool {
 	if !ok {
 		return false
 	}
-	want := k.sign("session", ts)
+	want := k.sign(k.label, ts)
 	if subtle.ConstantTimeCompare([]byte(mac), []byte(want)) != 1 {
 		return false
 	}

@@ -59,3 +59,48 @@ func TestScriptIsSafe(t *testing.T) {
 		}
 	}
 }
+
+// TestViewerSeesNoControls: a viewer token's session ("role":"viewer")
+// must hide the page's restart, stop and start controls and say why; the
+// server refuses a viewer's commands anyway.
+func TestViewerSeesNoControls(t *testing.T) {
+	page, err := fs.ReadFile(FS(), "index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"view-only", "view-only-note", "bot-actions"} {
+		if !strings.Contains(string(page), `id="`+id+`"`) {
+			t.Errorf("index.html lacks #%s", id)
+		}
+	}
+	// The emergency card's buttons sit inside #bot-actions, so hiding it
+	// hides them all.
+	html := string(page)
+	start := strings.Index(html, `id="bot-actions"`)
+	end := strings.Index(html[max(start, 0):], "</div>")
+	if start < 0 || end < 0 {
+		t.Fatal("cannot find #bot-actions")
+	}
+	block := html[start : start+end]
+	for _, id := range []string{"restart-btn", "stop-btn", "start-btn"} {
+		if !strings.Contains(block, `id="`+id+`"`) {
+			t.Errorf("#%s is not inside #bot-actions", id)
+		}
+	}
+
+	js, err := fs.ReadFile(FS(), "app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`body.role === "viewer"`,           // the session's role is read
+		`$("bot-actions").hidden = viewer`, // the card's controls go
+		`$("view-only").hidden = !viewer`,  // the note comes
+		`if (has) cell.replaceChildren();`, // the table rows lose their buttons
+		`page.busy.has(key) || isViewer()`, // and no command starts
+	} {
+		if !strings.Contains(string(js), want) {
+			t.Errorf("app.js lacks %s", want)
+		}
+	}
+}

@@ -12,6 +12,7 @@
 
   const page = {
     csrf: "",
+    role: "operator", // "viewer" sees no controls; the server refuses its commands anyway
     defaultBot: "bot",
     bots: new Map(), // name -> {status, receivedAt, seq}
     seq: 0, // counts status updates, so an older full read never overwrites a newer update
@@ -242,8 +243,28 @@
   function applySession(body) {
     page.csrf = body.csrf_token || "";
     page.defaultBot = body.default_bot || "bot";
+    page.role = body.role === "viewer" ? "viewer" : "operator";
     $("logout-link").hidden = body.auth !== "cookie";
+    applyRole();
     if (body.version) $("live-indicator").title = "dashboard " + body.version + (body.host ? " on " + body.host : "");
+  }
+
+  function isViewer() {
+    return page.role === "viewer";
+  }
+
+  // applyRole hides the emergency card's controls from a viewer and says
+  // why; the table rows drop their buttons in renderTable.
+  function applyRole() {
+    const viewer = isViewer();
+    document.body.classList.toggle("viewer", viewer);
+    $("view-only").hidden = !viewer;
+    $("view-only-note").hidden = !viewer;
+    $("bot-actions").hidden = viewer;
+    if (viewer) {
+      const dlg = $("confirm-dialog");
+      if (dlg.open) dlg.close("cancel");
+    }
   }
 
   // ---- state ------------------------------------------------------------
@@ -361,10 +382,21 @@
     cells[1].append(badge, agentNote);
     for (const i of [2, 4, 5, 6, 7]) cells[i].className = "num";
     cells[8].className = "stats";
-    const actions = cells[9];
-    actions.className = "row-actions";
-    actions.append(actionButton(name, "restart", "Restart"), actionButton(name, "stop", "Stop"), actionButton(name, "start", "Start"));
+    cells[9].className = "row-actions";
     return { tr: tr, cells: cells, badge: badge, agentNote: agentNote };
+  }
+
+  // renderRowActions gives an operator's row its buttons and takes them
+  // away from a viewer's.
+  function renderRowActions(name, cell) {
+    const has = cell.childElementCount > 0;
+    if (isViewer()) {
+      if (has) cell.replaceChildren();
+      return;
+    }
+    if (!has) cell.append(actionButton(name, "restart", "Restart"), actionButton(name, "stop", "Stop"), actionButton(name, "start", "Start"));
+    const busy = ["restart", "stop", "start"].some((op) => page.busy.has(name + "/" + op));
+    for (const b of cell.querySelectorAll("button")) b.disabled = busy;
   }
 
   function renderTable() {
@@ -396,8 +428,7 @@
       setText(c[6], formatCPU(st));
       setText(c[7], agentKnows(st) ? formatBytes(st.rss_bytes) : "–");
       setText(c[8], formatStats(st.stats));
-      const busy = ["restart", "stop", "start"].some((op) => page.busy.has(name + "/" + op));
-      for (const b of c[9].querySelectorAll("button")) b.disabled = busy;
+      renderRowActions(name, c[9]);
     });
     $("bots-empty").hidden = names.length > 0;
   }
@@ -524,7 +555,7 @@
 
   async function command(name, op, resultEl, returnFocus) {
     const key = name + "/" + op;
-    if (page.busy.has(key)) return;
+    if (page.busy.has(key) || isViewer()) return;
     const ok = await confirmAction(op, name);
     // The answer stays on the dialog, for tests and for debugging.
     $("confirm-dialog").dataset.answer = ok ? "confirmed" : "cancelled";
@@ -542,10 +573,12 @@
       if (r.status === 403) {
         // The CSRF token is stale (a new login elsewhere): nothing was
         // done, so fetch a fresh one and try once more.
+        // A viewer's 403 stays: the fresh session says so and hides the
+        // controls.
         const s = await api("GET", "/api/session");
         if (s.status === 200) {
           applySession(s.body);
-          r = await api("POST", path);
+          if (!isViewer()) r = await api("POST", path);
         }
       }
       if (r.status === 401) return;
