@@ -6,6 +6,7 @@ package dashboard
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -84,6 +85,9 @@ type Dashboard struct {
 	// Token is the access token; "" reads DataDir/dashboard.token or
 	// generates one there (mode 0600).
 	Token string
+	// ViewerToken is the read-only token (page and GETs, no commands); ""
+	// reads DataDir/dashboard.viewer.token or generates it (0600).
+	ViewerToken string
 	// DefaultBot is the bot the /api/bot/... routes and the page's emergency
 	// card act on; default DefaultBotName.
 	DefaultBot string
@@ -101,6 +105,14 @@ type Dashboard struct {
 	Users []bus.User
 	// NoHistory turns off the JetStream stream of lifecycle events.
 	NoHistory bool
+	// ExternalNATS, a comma-separated URL list, makes the dashboard use an
+	// existing NATS deployment instead of embedding a server; NATSListen,
+	// the cluster fields and Users are then unused.
+	ExternalNATS string
+	// TLSCert and TLSKey (PEM files) serve the page and API over HTTPS.
+	TLSCert, TLSKey string
+	// BusTLSCert and BusTLSKey (PEM files) make the embedded bus require TLS.
+	BusTLSCert, BusTLSKey string
 
 	// Out is where the page URL, login URL (with the token) and token file are
 	// printed for the operator; default os.Stdout. It is never the logger, so
@@ -115,6 +127,7 @@ type Dashboard struct {
 	app     *fiber.App
 	token   string
 	keys    sessionKeys
+	viewer  viewerAuth
 	log     *slog.Logger
 	host    string // os.Hostname, for requested_by
 	addr    string // bound HTTP address
@@ -151,40 +164,35 @@ func (d *Dashboard) Open() error {
 	if err != nil {
 		return err
 	}
-
-	host, _ := os.Hostname()
-	cfg := bus.ServerConfig{
-		Listen:        d.NATSListen,
-		Name:          serverName(host, d.ClusterListen, d.NATSListen),
-		ClusterListen: d.ClusterListen,
-		ClusterName:   d.ClusterName,
-		Routes:        d.Routes,
-		Users:         d.Users,
-	}
-	if !d.NoHistory {
-		cfg.StoreDir = filepath.Join(d.DataDir, "jetstream")
-	}
-	if len(d.Users) > 0 {
-		// The dashboard's own in-process client logs in as an admin known
-		// only to this process.
-		d.admin = bus.User{Name: "lifeline-dashboard-" + randomHex(8), Password: randomHex(32), Role: bus.RoleAdmin}
-		cfg.Users = append(slices.Clone(d.Users), d.admin)
-	}
-	srv, err := bus.StartServer(cfg)
+	viewer, err := d.settleViewer(token)
 	if err != nil {
-		return fmt.Errorf("start bus: %w; choose another address with --nats-listen", err)
+		return err
 	}
-	ln, err := net.Listen("tcp", d.HTTPAddr)
+
+	var srv *bus.Server
+	if d.ExternalNATS == "" {
+		if srv, err = d.startBus(); err != nil {
+			return err
+		}
+	}
+	ln, err := d.listen()
 	if err != nil {
 		// Nothing half-started: the bus goes down with the failed bind.
-		srv.Close()
-		return fmt.Errorf("listen for HTTP on %s: %w; choose another address with --http", d.HTTPAddr, err)
+		if srv != nil {
+			srv.Close()
+		}
+		return err
 	}
 
 	d.srv, d.ln, d.token = srv, ln, token
 	d.keys = newSessionKeys(token)
+	d.viewer = viewer
 	d.addr = ln.Addr().String()
-	d.natsURL = clientURL(srv.Addr())
+	if srv != nil {
+		d.natsURL = clientURL(srv.Addr(), d.BusTLSCert != "")
+	} else {
+		d.natsURL = bus.Redact(d.ExternalNATS)
+	}
 	d.host, _ = os.Hostname()
 	if d.host == "" {
 		d.host = "unknown-host"
@@ -220,6 +228,93 @@ func (d *Dashboard) defaults() {
 		d.log = slog.Default()
 	}
 	d.log = d.log.With("component", "dashboard")
+}
+
+// startBus starts the embedded bus server.
+func (d *Dashboard) startBus() (*bus.Server, error) {
+	host, _ := os.Hostname()
+	cfg := bus.ServerConfig{
+		Listen:        d.NATSListen,
+		Name:          serverName(host, d.ClusterListen, d.NATSListen),
+		ClusterListen: d.ClusterListen,
+		ClusterName:   d.ClusterName,
+		Routes:        d.Routes,
+		Users:         d.Users,
+		TLSCert:       d.BusTLSCert,
+		TLSKey:        d.BusTLSKey,
+	}
+	if !d.NoHistory {
+		cfg.StoreDir = filepath.Join(d.DataDir, "jetstream")
+	}
+	if len(d.Users) > 0 {
+		// The dashboard's own in-process client logs in as an admin known
+		// only to this process.
+		d.admin = bus.User{Name: "lifeline-dashboard-" + randomHex(8), Password: randomHex(32), Role: bus.RoleAdmin}
+		cfg.Users = append(slices.Clone(d.Users), d.admin)
+	}
+	srv, err := bus.StartServer(cfg)
+	if err != nil {
+		if errors.Is(err, bus.ErrNoCredentials) {
+			return nil, fmt.Errorf("start bus: %w", err)
+		}
+		return nil, fmt.Errorf("start bus: %w; choose another address with --nats-listen", err)
+	}
+	return srv, nil
+}
+
+// listen binds the HTTP listener, with TLS when a certificate is given.
+func (d *Dashboard) listen() (net.Listener, error) {
+	var cfg *tls.Config
+	if d.TLSCert != "" || d.TLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(d.TLSCert, d.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("load HTTPS certificate: %w; check --tls-cert and --tls-key", err)
+		}
+		cfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := net.Listen("tcp", d.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for HTTP on %s: %w; choose another address with --http", d.HTTPAddr, err)
+	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
+	}
+	return ln, nil
+}
+
+// connect opens the dashboard's own bus client: in-process to the embedded
+// server, or over the network to an existing NATS.
+func (d *Dashboard) connect() (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			// Typically a slow consumer: messages were dropped, not delivered late.
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			d.log.Warn("bus client error", "subject", subject, "err", err)
+		}),
+	}
+	if d.srv == nil {
+		nc, err := bus.Connect(d.ExternalNATS, "lifeline-dashboard", true, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return nc, nil
+	}
+	if d.admin.Name != "" {
+		opts = append(opts, nats.UserInfo(d.admin.Name, d.admin.Password))
+	}
+	nc, err := nats.Connect("", append(opts,
+		nats.InProcessServer(d.srv),
+		nats.Name("lifeline-dashboard"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(bus.ReconnectWait),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to embedded bus: %w", err)
+	}
+	return nc, nil
 }
 
 // serverName names this dashboard's bus server, uniquely in a cluster and
@@ -274,7 +369,9 @@ func (d *Dashboard) Close() error {
 	}
 	d.closed = true
 	err := d.ln.Close()
-	d.srv.Close()
+	if d.srv != nil {
+		d.srv.Close()
+	}
 	if err != nil {
 		return fmt.Errorf("close HTTP listener: %w", err)
 	}
@@ -298,27 +395,10 @@ func (d *Dashboard) Run(ctx context.Context) error {
 		}
 	}
 
-	var login []nats.Option
-	if d.admin.Name != "" {
-		login = append(login, nats.UserInfo(d.admin.Name, d.admin.Password))
-	}
-	nc, err := nats.Connect("", append(login,
-		nats.InProcessServer(d.srv),
-		nats.Name("lifeline-dashboard"),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(bus.ReconnectWait),
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			// Typically a slow consumer: messages were dropped, not delivered late.
-			subject := ""
-			if sub != nil {
-				subject = sub.Subject
-			}
-			d.log.Warn("bus client error", "subject", subject, "err", err)
-		}),
-	)...)
+	nc, err := d.connect()
 	if err != nil {
 		d.Close()
-		return fmt.Errorf("connect to embedded bus: %w", err)
+		return err
 	}
 	closedCh := make(chan struct{})
 	nc.SetClosedHandler(func(*nats.Conn) { close(closedCh) })
@@ -386,7 +466,9 @@ func (d *Dashboard) Run(ctx context.Context) error {
 	d.mu.Lock()
 	d.closed = true
 	d.mu.Unlock()
-	d.srv.Close()
+	if d.srv != nil {
+		d.srv.Close()
+	}
 	d.log.Info("dashboard stopped")
 	return runErr
 }
@@ -400,11 +482,15 @@ func (d *Dashboard) printBanner(fromFile bool) {
 	if ip != nil && ip.IsUnspecified() {
 		shown = "127.0.0.1"
 	}
-	base := "http://" + net.JoinHostPort(shown, port)
+	scheme := "http://"
+	if d.TLSCert != "" {
+		scheme = "https://"
+	}
+	base := scheme + net.JoinHostPort(shown, port)
 	fmt.Fprintf(d.Out, "lifeline dashboard\n")
 	fmt.Fprintf(d.Out, "  page:       %s/\n", base)
 	if ip != nil && ip.IsUnspecified() {
-		fmt.Fprintf(d.Out, "              http://%s/ from other machines\n", net.JoinHostPort(d.host, port))
+		fmt.Fprintf(d.Out, "              %s%s/ from other machines\n", scheme, net.JoinHostPort(d.host, port))
 	}
 	fmt.Fprintf(d.Out, "  login:      %s/login?token=%s\n", base, url.QueryEscape(d.token))
 	if fromFile {
@@ -412,12 +498,13 @@ func (d *Dashboard) printBanner(fromFile bool) {
 	} else {
 		fmt.Fprintf(d.Out, "  token:      given with --token\n")
 	}
+	fmt.Fprintf(d.Out, "  view only:  %s\n", d.viewer.where)
 	fmt.Fprintf(d.Out, "  bus:        %s\n", d.natsURL)
 }
 
 // clientURL turns the bus listener address into a URL clients can dial:
 // an unspecified host (0.0.0.0, ::) becomes loopback.
-func clientURL(a net.Addr) string {
+func clientURL(a net.Addr, secure bool) string {
 	tcp, ok := a.(*net.TCPAddr)
 	if !ok || tcp == nil {
 		return ""
@@ -426,5 +513,9 @@ func clientURL(a net.Addr) string {
 	if tcp.IP == nil || tcp.IP.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "nats://" + net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+	scheme := "nats://"
+	if secure {
+		scheme = "tls://"
+	}
+	return scheme + net.JoinHostPort(host, strconv.Itoa(tcp.Port))
 }

@@ -1,13 +1,22 @@
 package dashboard
 
 import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 	"testing"
+
+	"github.com/lifeline-dev/lifeline/bus"
 
 	"go.uber.org/goleak"
 )
 
 // TestMain fails the package if any test leaves a goroutine behind.
 func TestMain(m *testing.M) {
+	if addr := os.Getenv("LIFELINE_TEST_NATS_SERVER"); addr != "" {
+		os.Exit(runExternalServer(addr, os.Getenv("LIFELINE_TEST_NATS_STORE")))
+	}
 	goleak.VerifyTestMain(m,
 		// fasthttp's Date header ticker starts with the first server and
 		// lives as long as the process; nothing can stop it.
@@ -17,4 +26,20 @@ func TestMain(m *testing.M) {
 		// outside fasthttp can wait for it.
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
 	)
+}
+
+// runExternalServer is the test binary playing "an existing NATS": a server
+// in a process of its own, as a company's deployment would be.
+func runExternalServer(addr, store string) int {
+	s, err := bus.StartServer(bus.ServerConfig{Listen: addr, Name: "external", StoreDir: store})
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	fmt.Println("ready")
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	<-sig
+	s.Close()
+	return 0
 }
