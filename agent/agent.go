@@ -32,6 +32,10 @@ var ErrAnotherAgent = errors.New("another agent already supervises this bot")
 type Agent struct {
 	Name    string
 	NATSURL string // comma-separated list for failover
+	// NATSCA is a PEM file of the CA that signed the bus's TLS certificate,
+	// for a bus with a private CA; the demo bot it starts gets it too
+	// (LIFELINE_NATS_CA).
+	NATSCA  string
 	PIDFile string
 	LogFile string // the bot's stdout and stderr; empty discards them
 
@@ -143,11 +147,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	s := newSupervisor(&cfg)
-	nc, err := bus.Connect(cfg.NATSURL, "lifeline-agent "+cfg.Name, true,
+	opts := []nats.Option{
 		nats.ConnectHandler(func(*nats.Conn) { s.notifyConn() }),
 		nats.ReconnectHandler(func(*nats.Conn) { s.notifyConn() }),
 		nats.DisconnectErrHandler(func(*nats.Conn, error) { s.notifyConn() }),
-	)
+	}
+	if cfg.NATSCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.NATSCA))
+	}
+	nc, err := bus.Connect(cfg.NATSURL, "lifeline-agent "+cfg.Name, true, opts...)
 	if err != nil {
 		return err
 	}

@@ -73,6 +73,9 @@ func (s *supervisor) spawn() (*proc, error) {
 		"LIFELINE_NAME="+s.cfg.Name,
 		"LIFELINE_PID_FILE="+s.cfg.PIDFile,
 	)
+	if s.cfg.NATSCA != "" {
+		cmd.Env = append(cmd.Env, "LIFELINE_NATS_CA="+s.cfg.NATSCA)
+	}
 	cmd.ExtraFiles = []*os.File{pf.Descriptor()}
 	cmd.SysProcAttr = sysProcAttr()
 	if s.cfg.LogFile != "" {
@@ -363,6 +366,17 @@ func (s *supervisor) onHangTimer() {
 	if time.Now().Before(d) {
 		s.armHang()
 		return
+	}
+	// Missing heartbeats prove a hang only if the bus carries messages: a
+	// server cut off by the network still looks connected until its pings
+	// fail. Check with a round trip before condemning the bot.
+	if s.nc != nil {
+		if err := s.nc.FlushTimeout(time.Second); err != nil {
+			s.log.Warn("bus round trip failed; not judging the bot until the bus answers", "err", err)
+			s.connectedSince = time.Now()
+			s.armHang()
+			return
+		}
 	}
 	p := s.p
 	reason := fmt.Sprintf("no heartbeat for %s", s.cfg.HeartbeatTimeout)

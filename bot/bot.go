@@ -47,6 +47,9 @@ type Bot struct {
 	Name string
 	// NATSURL is a comma-separated list of bus URLs.
 	NATSURL string
+	// NATSCA is a PEM file of the CA that signed the bus's TLS certificate,
+	// for a bus with a private CA.
+	NATSCA string
 	// PIDFile is the path of the bot's PID file. If the environment names an
 	// inherited descriptor (pidfile.EnvFD), that descriptor must be this file.
 	PIDFile string
@@ -101,7 +104,7 @@ func (b *Bot) Run(ctx context.Context) error {
 
 	closed := make(chan struct{})
 	connected := func(c *nats.Conn) { log.Info("connected to bus", "url", c.ConnectedUrlRedacted()) }
-	nc, err := bus.Connect(bus.URLs(b.NATSURL), "lifeline-bot "+b.Name, true,
+	opts := []nats.Option{
 		// A heartbeat vouches for progress made just now; buffered ones
 		// delivered after a reconnect would vouch for the past, so
 		// publishes while disconnected are dropped instead.
@@ -114,7 +117,11 @@ func (b *Bot) Run(ctx context.Context) error {
 		}),
 		nats.ConnectHandler(connected),
 		nats.ReconnectHandler(connected),
-	)
+	}
+	if b.NATSCA != "" {
+		opts = append(opts, nats.RootCAs(b.NATSCA))
+	}
+	nc, err := bus.Connect(bus.URLs(b.NATSURL), "lifeline-bot "+b.Name, true, opts...)
 	if err != nil {
 		removePIDFile(pf, log)
 		return err

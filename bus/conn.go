@@ -54,15 +54,18 @@ func Connect(urls, name string, retry bool, opts ...nats.Option) (*nats.Conn, er
 		nats.ReconnectWait(ReconnectWait),
 		nats.ReconnectJitter(50*time.Millisecond, 50*time.Millisecond),
 		nats.Timeout(2 * time.Second),
-		nats.PingInterval(5 * time.Second),
-		nats.MaxPingsOutstanding(2),
+		// A server cut off by the network is noticed after about three
+		// seconds, well inside the agent's hang timeout, so bots and agents
+		// fail over before a missing heartbeat could be judged.
+		nats.PingInterval(time.Second),
+		nats.MaxPingsOutstanding(3),
 	}
 	if retry {
 		base = append(base, nats.RetryOnFailedConnect(true))
 	}
 	nc, err := nats.Connect(urls, append(base, opts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to bus at %s: %w", urls, err)
+		return nil, fmt.Errorf("connect to bus at %s: %w", Redact(urls), err)
 	}
 	return nc, nil
 }

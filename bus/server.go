@@ -117,7 +117,11 @@ func configure(opts *server.Options, cfg ServerConfig, host string) error {
 			name = "lifeline"
 		}
 		clusterHost = h
-		opts.Cluster = server.ClusterOpts{Name: name, Host: h, Port: port, ConnectRetries: -1}
+		// Routes to a server cut off by the network are dropped within
+		// seconds, not minutes, so requests stop going to its stale
+		// subscriptions (an agent that has already failed over).
+		opts.Cluster = server.ClusterOpts{Name: name, Host: h, Port: port, ConnectRetries: -1,
+			PingInterval: time.Second, MaxPingsOut: 3}
 		for _, r := range cfg.Routes {
 			u, err := url.Parse(strings.TrimSpace(r))
 			if err != nil || u.Host == "" {

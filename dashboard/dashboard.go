@@ -322,14 +322,18 @@ func (d *Dashboard) connect() (*nats.Conn, error) {
 func serverName(host string, listens ...string) string {
 	port := randomHex(4)
 	for _, l := range listens {
-		if _, p, _ := net.SplitHostPort(l); p != "" && p != "0" {
+		if h, p, _ := net.SplitHostPort(l); p != "" && p != "0" {
+			// Several dashboards of one host differ by address or port.
 			port = p
+			if ip := net.ParseIP(h); ip != nil && !ip.IsUnspecified() && !ip.IsLoopback() {
+				port = h + "-" + p
+			}
 			break
 		}
 	}
 	name := "lifeline-" + host + "-" + port
 	return strings.Map(func(r rune) rune {
-		if r == ' ' || r == '.' || r == '*' || r == '>' {
+		if r == ' ' || r == '.' || r == '*' || r == '>' || r == ':' {
 			return '-'
 		}
 		return r
