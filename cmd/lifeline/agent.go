@@ -25,6 +25,7 @@ type AgentCommand struct {
 
 	Name             string
 	NATSURL          string
+	NATSCA           string
 	PIDFile          string
 	HeartbeatTimeout time.Duration
 	StartTimeout     time.Duration
@@ -42,6 +43,7 @@ func (c *AgentCommand) flagSet() *flag.FlagSet {
 	fs := newFlagSet("agent")
 	fs.StringVar(&c.Name, "name", "bot", "Bot to supervise (1-64 of A-Z a-z 0-9 _ -).")
 	fs.StringVar(&c.NATSURL, "nats-url", bus.URLs(""), "Bus to connect to; a comma list gives failover; defaults to $NATS_URL, else nats://127.0.0.1:4222.")
+	fs.StringVar(&c.NATSCA, "nats-ca", "", "Trust the bus's TLS certificate when signed by the CA in `FILE` (PEM); the demo bot gets it too.")
 	fs.StringVar(&c.PIDFile, "pid-file", "", "Keep the bot's PID in `FILE` (default: data/NAME.pid, so data/bot.pid).")
 	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 5*time.Second, "Kill and respawn the bot after this long without a heartbeat; 0 turns hang detection off (for programs that send none).")
 	fs.DurationVar(&c.StartTimeout, "start-timeout", 30*time.Second, "Longest wait for a new bot's first heartbeat before it counts as hung.")
@@ -69,8 +71,12 @@ Without one it runs the demo bot, this same binary:
 Examples:
   lifeline agent
   lifeline agent --name mybot --heartbeat-timeout 0 -- python3 mybot.py --verbose
-  lifeline agent --name worker --nats-url nats://dash.example:4222 -- ./worker`,
-		(&AgentCommand{}).flagSet(), "name", "nats-url", "pid-file", "heartbeat-timeout", "start-timeout", "stop-timeout",
+  lifeline agent --name worker --nats-url nats://dash.example:4222 -- ./worker
+  lifeline agent --nats-url tls://bot-a:long-secret@dash-a:4222,tls://bot-a:long-secret@dash-b:4222 --nats-ca ca.pem
+
+Credentials for a bus with users go in the URL (nats://USER:PASSWORD@host:port)
+or in $NATS_URL; logs and messages show the password as xxxxx.`,
+		(&AgentCommand{}).flagSet(), "name", "nats-url", "nats-ca", "pid-file", "heartbeat-timeout", "start-timeout", "stop-timeout",
 		"log-file", "backoff-min", "backoff-max", "backoff-reset", "stop-bot-on-exit")
 }
 
@@ -131,6 +137,7 @@ func (c *AgentCommand) Run(ctx context.Context, args []string) error {
 	a := &agent.Agent{
 		Name:             c.Name,
 		NATSURL:          c.NATSURL,
+		NATSCA:           c.NATSCA,
 		PIDFile:          orDefault(c.PIDFile, filepath.Join("data", c.Name+".pid")),
 		LogFile:          orDefault(c.LogFile, filepath.Join("data", c.Name+".log")),
 		Command:          c.Command,

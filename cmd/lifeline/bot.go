@@ -24,6 +24,7 @@ type BotCommand struct {
 
 	Name      string
 	NATSURL   string
+	NATSCA    string
 	PIDFile   string
 	Heartbeat time.Duration
 	Poll      time.Duration
@@ -36,6 +37,7 @@ func (c *BotCommand) flagSet() *flag.FlagSet {
 	fs := newFlagSet("bot")
 	fs.StringVar(&c.Name, "name", "bot", "Bot name (1-64 of A-Z a-z 0-9 _ -).")
 	fs.StringVar(&c.NATSURL, "nats-url", bus.URLs(""), "Bus to connect to; a comma list gives failover; defaults to $NATS_URL, else nats://127.0.0.1:4222.")
+	fs.StringVar(&c.NATSCA, "nats-ca", "", "Trust the bus's TLS certificate when signed by the CA in `FILE` (PEM).")
 	fs.StringVar(&c.PIDFile, "pid-file", "", "Keep the PID in `FILE`, locked for the bot's whole life (default: data/NAME.pid, so data/bot.pid).")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", time.Second, "Heartbeat interval.")
 	fs.DurationVar(&c.Poll, "poll", 200*time.Millisecond, "How often to look for work when there is none.")
@@ -55,8 +57,9 @@ Exits with status 3 when another live bot holds the PID file.
 Examples:
   lifeline bot
   lifeline bot --name demo2 --inbox /tmp/in --outbox /tmp/out
-  echo hello > data/inbox/greeting.tmp && mv data/inbox/greeting.tmp data/inbox/greeting`,
-		(&BotCommand{}).flagSet(), "name", "nats-url", "pid-file", "heartbeat", "poll", "inbox", "outbox")
+  echo hello > data/inbox/greeting.tmp && mv data/inbox/greeting.tmp data/inbox/greeting
+  lifeline bot --nats-url tls://bot-a:long-secret@dash.example:4222 --nats-ca ca.pem`,
+		(&BotCommand{}).flagSet(), "name", "nats-url", "nats-ca", "pid-file", "heartbeat", "poll", "inbox", "outbox")
 }
 
 // ParseFlags fills c from args and the LIFELINE_* environment, and refuses a
@@ -98,6 +101,7 @@ func (c *BotCommand) Run(ctx context.Context, args []string) error {
 	b := &bot.Bot{
 		Name:      c.Name,
 		NATSURL:   c.NATSURL,
+		NATSCA:    c.NATSCA,
 		PIDFile:   orDefault(c.PIDFile, filepath.Join("data", c.Name+".pid")),
 		Heartbeat: c.Heartbeat,
 		Poll:      c.Poll,

@@ -33,12 +33,14 @@ type clientFlags struct {
 	Name    string // the NAME argument, else $LIFELINE_NAME, else "bot"
 	JSON    bool
 	NATSURL string
+	NATSCA  string
 }
 
 // define defines the flags every client command has on c's fields.
 func (c *clientFlags) define(fs *flag.FlagSet) {
 	fs.BoolVar(&c.JSON, "json", false, "Print the agent's reply as one JSON object instead of text.")
-	fs.StringVar(&c.NATSURL, "nats-url", bus.URLs(""), "Bus the agent is connected to; defaults to $NATS_URL, else nats://127.0.0.1:4222.")
+	fs.StringVar(&c.NATSURL, "nats-url", bus.URLs(""), "Bus the agent is connected to; a comma list gives failover; credentials go in the URL (nats://USER:PASSWORD@host:port); defaults to $NATS_URL, else nats://127.0.0.1:4222.")
+	fs.StringVar(&c.NATSCA, "nats-ca", "", "Trust the bus's TLS certificate when signed by the CA in `FILE` (PEM).")
 }
 
 // parse fills c from args (flags and at most one NAME, in any order) and
@@ -76,7 +78,7 @@ func writeClientHelp(w io.Writer, cmd, summary, text string, fs *flag.FlagSet) {
 
 Arguments:
   NAME                      The bot to ask (default: bot) ($LIFELINE_NAME).`
-	writeHelp(w, "lifeline "+cmd+" [NAME] [flags]", summary, text, fs, "json", "nats-url", "timeout")
+	writeHelp(w, "lifeline "+cmd+" [NAME] [flags]", summary, text, fs, "json", "nats-url", "nats-ca", "timeout")
 }
 
 // maxConnectWait bounds the wait for the bus: a loopback bus answers at
@@ -85,13 +87,17 @@ const maxConnectWait = 2 * time.Second
 
 // connect opens a short-lived client connection to the bus.
 func (c *clientFlags) connect(timeout time.Duration) (*nats.Conn, error) {
-	nc, err := bus.Connect(c.NATSURL, "lifeline cli", false, nats.Timeout(min(timeout, maxConnectWait)))
+	opts := []nats.Option{nats.Timeout(min(timeout, maxConnectWait))}
+	if c.NATSCA != "" {
+		opts = append(opts, nats.RootCAs(c.NATSCA))
+	}
+	nc, err := bus.Connect(c.NATSURL, "lifeline cli", false, opts...)
 	if err != nil {
 		cause := errors.Unwrap(err)
 		if cause == nil {
 			cause = err
 		}
-		return nil, advise(fmt.Errorf("cannot reach the bus at %s: %w", c.NATSURL, cause),
+		return nil, advise(fmt.Errorf("cannot reach the bus at %s: %w", bus.Redact(c.NATSURL), cause),
 			"is the dashboard running? set --nats-url or NATS_URL")
 	}
 	return nc, nil
@@ -102,10 +108,10 @@ func (c *clientFlags) askFailed(ctx context.Context, op string, timeout time.Dur
 	switch {
 	case errors.Is(err, bus.ErrNoAgent) && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		// An agent may exist but be slow; a restart may still complete.
-		return advise(fmt.Errorf("no answer to %s from an agent for bot %q within %v (on %s)", op, c.Name, timeout, c.NATSURL),
+		return advise(fmt.Errorf("no answer to %s from an agent for bot %q within %v (on %s)", op, c.Name, timeout, bus.Redact(c.NATSURL)),
 			fmt.Sprintf("check with: lifeline status %s; raise --timeout if the bot is slow to stop", c.Name))
 	case errors.Is(err, bus.ErrNoAgent):
-		return advise(fmt.Errorf("no agent is supervising bot %q (on %s)", c.Name, c.NATSURL),
+		return advise(fmt.Errorf("no agent is supervising bot %q (on %s)", c.Name, bus.Redact(c.NATSURL)),
 			"start one with: lifeline agent --name "+c.Name)
 	case errors.Is(err, context.Canceled):
 		return advise(fmt.Errorf("interrupted while waiting for the agent of bot %q", c.Name),
@@ -136,7 +142,8 @@ func (c *StatusCommand) Usage() {
 Examples:
   lifeline status
   lifeline status mybot --json
-  lifeline status --nats-url nats://dash.example:4222`, (&StatusCommand{}).flagSet())
+  lifeline status --nats-url nats://dash.example:4222
+  lifeline status --nats-url tls://alice:long-secret@dash-a:4222,tls://alice:long-secret@dash-b:4222 --nats-ca ca.pem`, (&StatusCommand{}).flagSet())
 }
 
 // ParseFlags fills c from args and the LIFELINE_* environment, and refuses a

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/url"
+	"strings"
 	"syscall"
 
 	"github.com/lifeline-dev/lifeline/bus"
@@ -28,6 +30,19 @@ type DashboardCommand struct {
 	Token      string
 	DefaultBot string
 	Verbose    bool
+
+	Cluster     string
+	ClusterName string
+	Routes      string
+	NATSUsers   string
+	NoHistory   bool
+	NATSURL     string
+	TLSCert     string
+	TLSKey      string
+	NATSTLSCert string
+	NATSTLSKey  string
+
+	given map[string]bool // flags set on the command line or from the environment
 }
 
 // flagSet defines the dashboard's flags on c's fields.
@@ -39,6 +54,16 @@ func (c *DashboardCommand) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.Token, "token", "", "Require token `T` for the page and the API (default: the one in --data/dashboard.token, generated there on first start).")
 	fs.StringVar(&c.DefaultBot, "default-bot", "bot", "Bot that /api/bot/status and /api/bot/restart act on.")
 	fs.BoolVar(&c.Verbose, "verbose", false, "Log at debug level.")
+	fs.StringVar(&c.Cluster, "cluster", "", "Join other dashboards' buses into one NATS cluster, listening for them on `ADDR` (host:port), for example 0.0.0.0:6222.")
+	fs.StringVar(&c.ClusterName, "cluster-name", "lifeline", "Name of the NATS cluster; every dashboard of one cluster gives the same `NAME`.")
+	fs.StringVar(&c.Routes, "routes", "", "Other dashboards' --cluster addresses as nats://host:port, comma-separated (`URL[,URL]`); listing this dashboard's own is fine, so every dashboard can get the same list.")
+	fs.StringVar(&c.NATSUsers, "nats-users", "", "Require bus logins from `FILE`: one account a line, ROLE USER PASSWORD [BOT] (roles operator, viewer, agent, bot; passwords of 12+ characters). Required when the bus or cluster listens beyond loopback.")
+	fs.BoolVar(&c.NoHistory, "no-history", false, "Keep no JetStream history of lifecycle events (the page shows live events only).")
+	fs.StringVar(&c.NATSURL, "nats-url", "", "Use an existing NATS at `URL[,URL]` instead of embedding one (credentials in the URL: nats://user:pass@host:4222); not with --nats-listen, --cluster, --routes or --nats-users.")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "Serve the page and API over HTTPS with this certificate `FILE` (PEM), with --tls-key.")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "Private key `FILE` (PEM) of --tls-cert.")
+	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", "", "Make the embedded bus require TLS with this certificate `FILE` (PEM), with --nats-tls-key; clients then use tls:// URLs (and --nats-ca for a private CA).")
+	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", "", "Private key `FILE` (PEM) of --nats-tls-cert.")
 	return fs
 }
 
@@ -49,23 +74,45 @@ serves the web page with the Emergency Bot Controls, and the HTTP API. It prints
 the login URL and the access token when it starts. Stopping it (Ctrl+C) never
 stops a bot.
 
+Several dashboards join their buses into one NATS cluster with --cluster and
+--routes: agents, bots and CLIs given all their bus URLs fail over when one
+dashboard dies, and every dashboard shows the same bots and history. A bus or
+cluster listening beyond loopback requires --nats-users. With --nats-url the
+dashboard embeds no server and uses an existing NATS instead.
+
 Examples:
   lifeline dashboard
-  lifeline dashboard --http 127.0.0.1:9000 --nats-listen 0.0.0.0:4222
-  LIFELINE_TOKEN=s3cret lifeline dashboard`,
-		(&DashboardCommand{}).flagSet(), "http", "nats-listen", "data", "token", "default-bot", "verbose")
+  lifeline dashboard --http 127.0.0.1:9000 --nats-listen 0.0.0.0:4222 --nats-users users.txt
+  LIFELINE_TOKEN=s3cret lifeline dashboard
+  lifeline dashboard --nats-listen 0.0.0.0:4222 --cluster 0.0.0.0:6222 --nats-users users.txt \
+      --routes nats://dash-a:6222,nats://dash-b:6222,nats://dash-c:6222
+  lifeline dashboard --nats-url nats://lifeline:s3cret-password@nats.example:4222 --no-history
+  lifeline dashboard --tls-cert site.pem --tls-key site.key --nats-tls-cert bus.pem --nats-tls-key bus.key
+
+A users file (--nats-users):
+  operator alice  correct-horse-battery
+  viewer   wall   staple-horse-correct
+  agent    bot-a  another-long-secret  bot`,
+		(&DashboardCommand{}).flagSet(), "http", "nats-listen", "data", "token", "default-bot",
+		"cluster", "cluster-name", "routes", "nats-users", "no-history", "nats-url",
+		"tls-cert", "tls-key", "nats-tls-cert", "nats-tls-key", "verbose")
 }
 
 // ParseFlags fills c from args and the LIFELINE_* environment, and refuses
 // addresses and names that cannot work, before anything starts.
 func (c *DashboardCommand) ParseFlags(args []string) error {
-	rest, err := parseArgs(c.flagSet(), args, false)
+	fs := c.flagSet()
+	rest, err := parseArgs(fs, args, false)
 	if err != nil {
 		return usageErr("dashboard", err)
 	}
 	if len(rest) > 0 {
 		return usageErr("dashboard", fmt.Errorf("unexpected argument %q", rest[0]))
 	}
+	// Visit sees flags from the environment too: setFromEnvironment sets
+	// them with fs.Set.
+	c.given = make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { c.given[f.Name] = true })
 	return usageErr("dashboard", c.validate())
 }
 
@@ -78,6 +125,86 @@ func (c *DashboardCommand) validate() error {
 	}
 	if err := bus.ValidName(c.DefaultBot); err != nil {
 		return fmt.Errorf("--default-bot: %w", err)
+	}
+	if c.NATSURL != "" {
+		for _, f := range []string{"nats-listen", "cluster", "routes", "nats-users", "nats-tls-cert", "nats-tls-key"} {
+			if c.given[f] {
+				return fmt.Errorf("--nats-url uses an existing NATS and embeds none: --%s does not go with it", f)
+			}
+		}
+		for _, u := range splitList(c.NATSURL) {
+			if err := checkURL(u, "nats", "tls", "ws", "wss"); err != nil {
+				return fmt.Errorf("--nats-url %q: %w", bus.Redact(u), err)
+			}
+		}
+	}
+	if c.Cluster != "" {
+		if _, _, err := net.SplitHostPort(c.Cluster); err != nil {
+			return fmt.Errorf("--cluster %q: want HOST:PORT, for example 0.0.0.0:6222", c.Cluster)
+		}
+	}
+	if c.Routes != "" && c.Cluster == "" {
+		return errors.New("--routes needs --cluster (this dashboard's own cluster address)")
+	}
+	for _, r := range splitList(c.Routes) {
+		if err := checkURL(r, "nats"); err != nil {
+			return fmt.Errorf("--routes %q: %w", r, err)
+		}
+	}
+	if strings.TrimSpace(c.ClusterName) == "" || strings.ContainsAny(c.ClusterName, " \t.*>") {
+		return fmt.Errorf("--cluster-name %q: want a word such as lifeline (no spaces, dots, * or >)", c.ClusterName)
+	}
+	for _, pair := range [][2]string{{"tls-cert", "tls-key"}, {"nats-tls-cert", "nats-tls-key"}} {
+		a, b := c.given[pair[0]] && c.flagValue(pair[0]) != "", c.given[pair[1]] && c.flagValue(pair[1]) != ""
+		if a != b {
+			return fmt.Errorf("--%s and --%s go together: give both", pair[0], pair[1])
+		}
+	}
+	return nil
+}
+
+// flagValue returns the value of the file flags checked in pairs.
+func (c *DashboardCommand) flagValue(name string) string {
+	switch name {
+	case "tls-cert":
+		return c.TLSCert
+	case "tls-key":
+		return c.TLSKey
+	case "nats-tls-cert":
+		return c.NATSTLSCert
+	case "nats-tls-key":
+		return c.NATSTLSKey
+	}
+	return ""
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// checkURL accepts scheme://host:port with one of schemes.
+func checkURL(s string, schemes ...string) error {
+	want := fmt.Sprintf("want %s://host:port", schemes[0])
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return errors.New(want)
+	}
+	ok := false
+	for _, sc := range schemes {
+		ok = ok || u.Scheme == sc
+	}
+	if !ok {
+		return errors.New(want)
+	}
+	if _, _, err := net.SplitHostPort(u.Host); err != nil {
+		return errors.New(want)
 	}
 	return nil
 }
@@ -92,22 +219,45 @@ func (c *DashboardCommand) Run(ctx context.Context, args []string) error {
 	if c.Verbose {
 		level = slog.LevelDebug
 	}
+	var users []bus.User
+	if c.NATSUsers != "" {
+		var err error
+		if users, err = bus.ReadUsers(c.NATSUsers); err != nil {
+			return advise(err, "fix --nats-users: one account a line, ROLE USER PASSWORD [BOT]")
+		}
+		if len(users) == 0 {
+			return advise(fmt.Errorf("--nats-users %s lists no accounts", c.NATSUsers), "add some: one a line, ROLE USER PASSWORD [BOT]")
+		}
+	}
 	d := &dashboard.Dashboard{
-		HTTPAddr:   c.HTTP,
-		NATSListen: c.NATSListen,
-		DataDir:    c.Data,
-		Token:      c.Token,
-		DefaultBot: c.DefaultBot,
-		Version:    e.version,
-		Logger:     e.logger(level),
-		Out:        e.stdout,
+		HTTPAddr:      c.HTTP,
+		NATSListen:    c.NATSListen,
+		DataDir:       c.Data,
+		Token:         c.Token,
+		DefaultBot:    c.DefaultBot,
+		Version:       e.version,
+		Logger:        e.logger(level),
+		Out:           e.stdout,
+		ClusterListen: c.Cluster,
+		ClusterName:   c.ClusterName,
+		Routes:        splitList(c.Routes),
+		Users:         users,
+		NoHistory:     c.NoHistory,
+		ExternalNATS:  c.NATSURL,
+		TLSCert:       c.TLSCert,
+		TLSKey:        c.TLSKey,
+		BusTLSCert:    c.NATSTLSCert,
+		BusTLSKey:     c.NATSTLSKey,
 	}
 	// Bind before serving, so a port conflict is reported as such and
 	// nothing else has started.
 	if err := d.Open(); err != nil {
 		switch {
+		case errors.Is(err, bus.ErrNoCredentials):
+			return &advice{err: fmt.Errorf("refusing to start: the bus (--nats-listen %s, --cluster %q) would listen beyond loopback with nobody required to log in", c.NATSListen, c.Cluster),
+				todo: "pass --nats-users FILE (one account a line: ROLE USER PASSWORD [BOT]), or listen on 127.0.0.1"}
 		case errors.Is(err, syscall.EADDRINUSE):
-			return advise(err, "another process uses that port: stop it, or choose another with --http / --nats-listen")
+			return advise(err, "another process uses that port: stop it, or choose another with --http / --nats-listen / --cluster")
 		case errors.Is(err, fs.ErrPermission):
 			return advise(err, "make the data directory ("+c.Data+") writable by this user, or pick a port above 1023")
 		default:
