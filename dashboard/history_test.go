@@ -91,6 +91,14 @@ func TestHistorySurvivesADashboardRestart(t *testing.T) {
 	second.DataDir = first.DataDir
 	runUntil(t, second)
 	waitFor(t, "event from history", func() bool { return hasEvent(t, second, "before-restart") })
+	// The bot's own history route returns it too, and only its events.
+	r := call(t, "GET", second.base+"/api/bots/bot/events", bearer(second.AccessToken()), nil)
+	if r.code != 200 || !strings.Contains(string(r.body), "before-restart") {
+		t.Fatalf("GET /api/bots/bot/events: %d %s", r.code, r.body)
+	}
+	if r := call(t, "GET", second.base+"/api/bots/nobody/events", bearer(second.AccessToken()), nil); r.code != 404 {
+		t.Fatalf("unknown bot's events: %d", r.code)
+	}
 }
 
 func TestHistoryIsSharedAcrossAClusterAndReplicated(t *testing.T) {

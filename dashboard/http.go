@@ -131,6 +131,7 @@ func (d *Dashboard) newApp() *fiber.App {
 	api.Post("/bot/restart", func(c fiber.Ctx) error { return d.handleCommand(c, d.DefaultBot, bus.OpRestart) })
 	api.Get("/bots", d.handleBots)
 	api.Get("/bots/:name", func(c fiber.Ctx) error { return d.handleStatus(c, c.Params("name")) })
+	api.Get("/bots/:name/events", func(c fiber.Ctx) error { return d.handleBotEvents(c, c.Params("name")) })
 	for _, op := range []string{bus.OpRestart, bus.OpStop, bus.OpStart} {
 		api.Post("/bots/:name/"+op, func(c fiber.Ctx) error { return d.handleCommand(c, strings.Clone(c.Params("name")), op) })
 	}
@@ -276,6 +277,26 @@ func (d *Dashboard) handleEvents(c fiber.Ctx) error {
 	return c.JSON(struct {
 		Events []bus.Event `json:"events"`
 	}{d.state.recentEvents()})
+}
+
+// handleBotEvents answers one bot's recent lifecycle events, newest first:
+// those seen live and those loaded from the bus's history.
+func (d *Dashboard) handleBotEvents(c fiber.Ctx, name string) error {
+	if err := bus.ValidName(name); err != nil {
+		return fail(c, fiber.StatusBadRequest, err.Error())
+	}
+	if !d.state.known(name) {
+		return fail(c, fiber.StatusNotFound, fmt.Sprintf("unknown bot %q", name))
+	}
+	evs := []bus.Event{}
+	for _, e := range d.state.recentEvents() {
+		if e.Name == name {
+			evs = append(evs, e)
+		}
+	}
+	return c.JSON(struct {
+		Events []bus.Event `json:"events"`
+	}{evs})
 }
 
 // handleCommand forwards restart, stop or start to the bot's agent and
