@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -174,6 +175,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer svc.Stop()
+	if err := checkNoRival(ctx, nc, svc, cfg.Name); err != nil {
+		return err
+	}
 
 	s.run(ctx)
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
@@ -196,6 +200,61 @@ func checkNoOtherAgent(nc *nats.Conn, name string) error {
 		return nil
 	}
 	return fmt.Errorf("%w %q: agent pid %d on %s answers on the bus", ErrAnotherAgent, name, st.Agent.PID, st.Agent.Host)
+}
+
+// A newly registered agent waits rivalSettle before it looks for rivals on
+// the bus, then collects answers for rivalWindow. The wait is far longer than
+// a rival that passed checkNoOtherAgent at the same moment takes to
+// register, so that two agents started together each see the other.
+const (
+	rivalSettle = 150 * time.Millisecond
+	rivalWindow = 150 * time.Millisecond
+)
+
+// checkNoRival catches the agent for the same bot that started at the same
+// moment as this one: both asked the bus (checkNoOtherAgent) before either
+// answered there. Once both are registered each sees the other, and the one
+// registered later (by its service's start time, then its service ID) gives
+// way, so exactly one of them goes on to supervise the bot.
+func checkNoRival(ctx context.Context, nc *nats.Conn, svc micro.Service, name string) error {
+	if !nc.IsConnected() {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-time.After(rivalSettle):
+	}
+	subject, err := micro.ControlSubject(micro.StatsVerb, bus.AgentService, "")
+	if err != nil {
+		return nil
+	}
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil
+	}
+	defer sub.Unsubscribe()
+	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
+		return nil
+	}
+	me := svc.Stats()
+	ctx, cancel := context.WithTimeout(ctx, rivalWindow)
+	defer cancel()
+	for {
+		msg, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil
+		}
+		var st micro.Stats
+		if json.Unmarshal(msg.Data, &st) != nil || st.ID == me.ID || st.Metadata["name"] != name {
+			continue
+		}
+		if st.Started.Before(me.Started) || st.Started.Equal(me.Started) && st.ID < me.ID {
+			return fmt.Errorf("%w %q: agent pid %s on %s started just before this one",
+				ErrAnotherAgent, name, st.Metadata["pid"], st.Metadata["host"])
+		}
+	}
 }
 
 // request is a restart, stop, start or status request waiting for the loop.

@@ -27,6 +27,7 @@ func (s *supervisor) start(reason, by string) {
 		s.adopt(p)
 		return
 	}
+	s.problem = "" // spawn may set a new one that does not stop the bot
 	p, err = s.spawn()
 	if le := (*pidfile.LockedError)(nil); errors.As(err, &le) {
 		// A bot appeared between the look and the lock (started by hand).
@@ -47,7 +48,6 @@ func (s *supervisor) start(reason, by string) {
 	}
 	s.startedOnce = true
 	s.p = p
-	s.problem = ""
 	s.state = bus.StateStarting
 	s.watch(p)
 	s.emit(bus.EventStarted, p.pid, reason, by)
@@ -95,7 +95,12 @@ func (s *supervisor) spawn() (*proc, error) {
 	}
 	pid := cmd.Process.Pid
 	if err := pf.WritePID(pid); err != nil {
-		s.log.Warn("write pid file", "err", err) // an SDK bot writes it too
+		// A bot whose PID file says nothing could be found neither by the
+		// next agent nor by `kill $(cat ...)`: do not leave it running.
+		signalGroup(pid, sigKill)
+		_ = cmd.Wait()
+		pf.Remove()
+		return nil, fmt.Errorf("pid file %s: %w", s.cfg.PIDFile, err)
 	}
 	pf.Close() // the child's copy now holds the lock
 	p, err := inspect(pid)
@@ -213,6 +218,9 @@ func (s *supervisor) onExit(e exitInfo) {
 	if p.pgid > 0 {
 		// The leader is gone; take any children it left in its group too.
 		signalGroup(p.pgid, sigKill)
+		// Children that inherited the locked PID file keep the lock until
+		// they are gone, and the next start must not find it held.
+		awaitUnlocked(s.cfg.PIDFile, p.pid)
 	}
 	s.p = nil
 	stopTimer(&s.hangT)
@@ -264,6 +272,20 @@ func (s *supervisor) onExit(e exitInfo) {
 		return
 	}
 	s.start("respawn after "+exit.Reason, "")
+}
+
+// awaitUnlocked waits until the PID file's lock is no longer held on behalf
+// of pid, which has exited: its killed children release it within moments.
+// It gives up after a second; the next start then reports the lock.
+func awaitUnlocked(path string, pid int) {
+	deadline := time.Now().Add(time.Second)
+	for {
+		held, err := pidfile.Read(path)
+		if err != nil || held != pid || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func exitText(e *bus.Exit) string {
@@ -574,6 +596,9 @@ func (s *supervisor) status() bus.Status {
 	if p == nil {
 		return st
 	}
+	if st.Problem == "" && s.state == bus.StateRunning {
+		st.Problem = s.pidFileProblem(p)
+	}
 	st.PID, st.Host = p.pid, s.host
 	started := p.startedAt.UTC()
 	st.StartedAt = &started
@@ -597,4 +622,20 @@ func (s *supervisor) status() bus.Status {
 		}
 	}
 	return st
+}
+
+// pidFileProblem checks that the PID file still names the running bot. When
+// it is gone (its directory removed, say) the bot runs on, but `kill $(cat
+// ...)` no longer works and a new agent would not find it and would start a
+// second one: the operator must know.
+func (s *supervisor) pidFileProblem(p *proc) string {
+	pid, err := pidfile.Read(s.cfg.PIDFile)
+	switch {
+	case err == nil && p.owns(pid):
+		return ""
+	case err == nil:
+		err = fmt.Errorf("it names pid %d", pid)
+	}
+	return fmt.Sprintf("pid file %s no longer names the bot (pid %d): %v; restart the bot to write it again",
+		s.cfg.PIDFile, p.pid, err)
 }
