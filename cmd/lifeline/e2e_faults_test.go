@@ -554,26 +554,28 @@ func faultSetNextPID(want int) error {
 	return os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(want-1)), 0)
 }
 
-// faultStartAsPID runs start until the process it starts gets PID want.
-// Another process may fork between the write to ns_last_pid and ours; then
-// the attempt is undone and, once the number is free again, retried.
-func faultStartAsPID(t *testing.T, want int, start func() int, undo func()) {
+// faultStartAsPID runs start until the process it starts gets PID want,
+// and reports whether it managed. Another process may fork between the write
+// to ns_last_pid and ours and take the number; the attempt is then undone,
+// and retried once the number is free again. When the number stays taken
+// (by a long-lived process, or a thread), it gives up.
+func faultStartAsPID(t *testing.T, want int, start func() int, undo func()) bool {
 	t.Helper()
-	for range 50 {
+	for range 20 {
+		for deadline := time.Now().Add(2 * time.Second); faultProcState(want) != ""; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				return false
+			}
+		}
 		if err := faultSetNextPID(want); err != nil {
 			t.Skipf("cannot choose the next PID (needs root on Linux): %v", err)
 		}
-		got := start()
-		if got == want {
-			return
+		if start() == want {
+			return true
 		}
 		undo()
-		e2eWait(t, 10*time.Second, fmt.Sprintf("pid %d to be free again", want), func() (bool, string) {
-			st := faultProcState(want)
-			return st == "", st
-		})
 	}
-	t.Fatalf("could not start a process as pid %d", want)
+	return false
 }
 
 // faultFreePID returns a PID nobody uses, well ahead of the last one given.
@@ -667,16 +669,25 @@ func TestFaultGarbagePIDFiles(t *testing.T) {
 		if !c.self {
 			continue
 		}
-		want := faultFreePID(t)
-		content := fmt.Sprintf("%d\n", want)
-		if c.locked {
-			releases[c.name] = faultLock(t, pidFile(c.name), content)
-		} else {
-			must(os.WriteFile(pidFile(c.name), []byte(content), 0o644))
+		for try := 1; agents[c.name] == nil; try++ {
+			want := faultFreePID(t)
+			content := fmt.Sprintf("%d\n", want)
+			release := func() {}
+			if c.locked {
+				release = faultLock(t, pidFile(c.name), content)
+			} else {
+				must(os.WriteFile(pidFile(c.name), []byte(content), 0o644))
+			}
+			var p *e2eProc
+			if faultStartAsPID(t, want, func() int { p = startAgent(c.name); return p.pid() }, func() { p.signal(syscall.SIGKILL); <-p.done }) {
+				agents[c.name], releases[c.name] = p, release
+				break
+			}
+			release() // another process took the number: choose another
+			if try == 5 {
+				t.Fatalf("%s: could not start an agent as a chosen pid", c.name)
+			}
 		}
-		var p *e2eProc
-		faultStartAsPID(t, want, func() int { p = startAgent(c.name); return p.pid() }, func() { p.signal(syscall.SIGKILL); <-p.done })
-		agents[c.name] = p
 	}
 	for _, c := range cases {
 		if c.self {
@@ -734,44 +745,34 @@ func TestFaultPIDReuse(t *testing.T) {
 		t.Skipf("cannot choose the next PID (needs root on Linux): %v", err)
 	}
 	s := faultNewStack(t)
-	old := s.running().PID
-
-	// The bot outlives the agent killed below; this test process becomes its
-	// parent (a subreaper) so that it can reap it and free its PID. Without
-	// that the kernel would leave it to PID 1, which may never reap it.
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		t.Skipf("cannot become a subreaper: %v", err)
-	}
-	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-	s.agent.signal(syscall.SIGKILL)
-	s.agent.wait(10 * time.Second)
-	e2eWait(t, 5*time.Second, "the orphaned bot to be ours", func() (bool, string) {
-		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", old))
-		return strings.Contains(string(data), fmt.Sprintf("\nPPid:\t%d\n", os.Getpid())), string(data)
-	})
-	syscall.Kill(old, syscall.SIGKILL)
-	var ws syscall.WaitStatus
-	if _, err := syscall.Wait4(old, &ws, 0, nil); err != nil {
-		t.Fatalf("reap bot %d: %v", old, err)
-	}
-	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-	if pid, err := s.pidFromFile(); err != nil || pid != old {
-		t.Fatalf("stale pid file says %d (%v), want %d", pid, err, old)
-	}
-
-	// A bystander takes the dead bot's PID.
 	logf := filepath.Join(t.TempDir(), "signals")
 	script := `for s in HUP INT QUIT USR1 USR2 TERM CONT ALRM; do trap "echo $s >> '` + logf + `'" $s; done; while :; do sleep 0.05; done`
-	var by *exec.Cmd
-	faultStartAsPID(t, old, func() int {
-		by = exec.Command("sh", "-c", script)
-		by.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := by.Start(); err != nil {
-			t.Fatal(err)
+	var old int
+	for try := 1; ; try++ {
+		old = s.running().PID
+		faultOrphanAndReap(t, s, old)
+		if pid, err := s.pidFromFile(); err != nil || pid != old {
+			t.Fatalf("stale pid file says %d (%v), want %d", pid, err, old)
 		}
-		return by.Process.Pid
-	}, func() { by.Process.Kill(); by.Wait() })
-	t.Cleanup(func() { syscall.Kill(-old, syscall.SIGKILL); by.Wait() })
+		// A bystander takes the dead bot's PID.
+		var by *exec.Cmd
+		if faultStartAsPID(t, old, func() int {
+			by = exec.Command("sh", "-c", script)
+			by.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			if err := by.Start(); err != nil {
+				t.Fatal(err)
+			}
+			return by.Process.Pid
+		}, func() { by.Process.Kill(); by.Wait() }) {
+			t.Cleanup(func() { syscall.Kill(-old, syscall.SIGKILL); by.Wait() })
+			break
+		}
+		if try == 3 {
+			t.Fatalf("other processes took the dead bot's pid first, %d times", try)
+		}
+		// Some other process took the number: again, with a new bot.
+		s.startAgent()
+	}
 
 	s.startAgent()
 	st := s.running()
@@ -785,6 +786,29 @@ func TestFaultPIDReuse(t *testing.T) {
 	e2eWaitGone(t, st.PID)
 	s.running()
 	faultCheckBystander(t, old, logf)
+}
+
+// faultOrphanAndReap kills the stack's agent with -9 and then its bot pid,
+// and reaps the bot so that its PID is free. The bot outlives its agent, and
+// the kernel would hand it to PID 1, which may never reap it; so this test
+// process becomes the subreaper of its descendants until the bot is reaped.
+func faultOrphanAndReap(t *testing.T, s *e2eStack, pid int) {
+	t.Helper()
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Skipf("cannot become a subreaper: %v", err)
+	}
+	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	s.agent.signal(syscall.SIGKILL)
+	s.agent.wait(10 * time.Second)
+	e2eWait(t, 5*time.Second, "the orphaned bot to be ours", func() (bool, string) {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		return strings.Contains(string(data), fmt.Sprintf("\nPPid:\t%d\n", os.Getpid())), string(data)
+	})
+	syscall.Kill(pid, syscall.SIGKILL)
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil {
+		t.Fatalf("reap bot %d: %v", pid, err)
+	}
 }
 
 // 9a. Two `lifeline bot` started at once on one PID file: exactly one wins;
