@@ -251,6 +251,7 @@ func TestSilentBotIsHungAfterStartTimeout(t *testing.T) {
 	nc := bustest.MustConnect(t, srv)
 	a := newAgent(t, srv.ClientURL(), t.TempDir(), "silent")
 	a.StartTimeout = 300 * time.Millisecond
+	a.StopBotOnExit = true // the respawned silent bot must not outlive the test
 	h := mustStart(t, nc, a)
 	ev := h.waitEvent(bus.EventHung)
 	if !strings.Contains(ev.Reason, "first heartbeat") {

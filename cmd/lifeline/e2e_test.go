@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -41,9 +42,11 @@ func TestE2EQuickStart(t *testing.T) {
 		data, err := os.ReadFile(s.data("outbox", "hello.txt.json"))
 		return err == nil && strings.Contains(string(data), `"words":3`), string(data)
 	})
-	if _, err := os.Stat(s.data("inbox", "hello.txt")); !os.IsNotExist(err) {
-		t.Fatalf("inbox item not removed: %v", err)
-	}
+	// The result is posted first, then the item removed: wait for both.
+	e2eWait(t, 10*time.Second, "hello.txt removed from the inbox", func() (bool, string) {
+		_, err := os.Stat(s.data("inbox", "hello.txt"))
+		return os.IsNotExist(err), fmt.Sprint(err)
+	})
 	if code, body := s.api("GET", "/healthz"); code != 200 || string(body) != "ok" {
 		t.Fatalf("healthz: %d %s", code, body)
 	}
