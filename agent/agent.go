@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/lifeline-dev/lifeline/internal/memtrim"
 	"github.com/lifeline-dev/lifeline/internal/pidfile"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -177,6 +178,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer svc.Stop()
 	if err := checkNoRival(ctx, nc, svc, cfg.Name); err != nil {
 		return err
+	}
+	// Started: the code only package initialisation ran (the dashboard's
+	// server, HTTP, TLS) need not stay resident for the agent's long life.
+	if st, err := memtrim.ReleaseStartupPages(); err != nil {
+		cfg.Logger.Debug("release startup pages", "err", err)
+	} else {
+		cfg.Logger.Debug("released startup pages", "mappings", st.Mappings, "kB", st.Bytes>>10)
 	}
 
 	s.run(ctx)
