@@ -8,8 +8,10 @@ LDFLAGS := -X main.version=$(VERSION)
 
 .PHONY: build run test fuzz bench lint cross clean
 
+# CGO_ENABLED=0: a static binary starts ~5 ms sooner (no dynamic loader, no
+# libc), and every `lifeline status` and every respawned bot pays the start.
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/lifeline
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/lifeline
 
 run: build
 	./scripts/run.sh

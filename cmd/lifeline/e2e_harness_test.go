@@ -37,6 +37,7 @@ func TestMain(m *testing.M) {
 	}
 	e2eBinPath = filepath.Join(dir, "lifeline")
 	build := exec.Command("go", "build", "-o", e2eBinPath, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as `make build` does
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build lifeline:", err)
