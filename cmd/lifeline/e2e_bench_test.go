@@ -102,6 +102,10 @@ func BenchmarkE2ERespawn(b *testing.B) {
 	beats := benchSubscribe(b, nc, bus.HeartbeatSubject("bot"))
 	events := benchSubscribe(b, nc, bus.EventsSubject("bot"))
 	pid := s.running().PID
+	// Memory as a quiet bot's processes hold it, a few heartbeats in.
+	benchWaitHeartbeat(b, beats, 0)
+	benchWaitHeartbeat(b, beats, 0)
+	benchRSS(b, s, "running")
 	var toHeartbeat, toSpawn []time.Duration
 	for range benchRounds {
 		benchDrain(beats)
@@ -117,7 +121,8 @@ func BenchmarkE2ERespawn(b *testing.B) {
 	}
 	benchReport(b, "SIGKILL of bot -> new bot's first heartbeat", toHeartbeat)
 	benchReport(b, "agent: bot exit seen -> new bot spawned", toSpawn)
-	benchRSS(b, s)
+	// And after the agent has run its respawn path thirty times.
+	benchRSS(b, s, "after-30-respawns")
 }
 
 // BenchmarkE2EHangDetection stops the bot with SIGSTOP and times how long
@@ -185,6 +190,34 @@ func BenchmarkE2ERestart(b *testing.B) {
 	benchReport(b, "restart beyond the old bot's shutdown", beyond)
 }
 
+// BenchmarkE2EBotStart times the demo bot's own start, without any agent:
+// from exec to its first heartbeat on the bus. It is the part of a respawn
+// or restart that belongs to the bot, not to lifeline, and the figure to
+// subtract from them to see lifeline's own share.
+func BenchmarkE2EBotStart(b *testing.B) {
+	s := e2eNewStack(b)
+	nc := s.connect()
+	hb := benchSubscribe(b, nc, bus.HeartbeatSubject("solo"))
+	var took []time.Duration
+	for range benchRounds {
+		cmd := exec.Command(e2eBinPath, "bot", "--name", "solo", "--nats-url", s.natsURL,
+			"--pid-file", s.data("solo.pid"), "--inbox", s.data("solo-in"), "--outbox", s.data("solo-out"))
+		cmd.Env = e2eEnv()
+		t0 := time.Now()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		_, at := benchWaitHeartbeat(b, hb, 0)
+		took = append(took, at.Sub(t0))
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			b.Fatalf("bot did not stop cleanly: %v", err)
+		}
+		benchDrain(hb)
+	}
+	benchReport(b, "bot's own start: exec -> first heartbeat", took)
+}
+
 // BenchmarkE2EStatusCLI times `lifeline status` as a user runs it.
 func BenchmarkE2EStatusCLI(b *testing.B) {
 	s := e2eNewStack(b)
@@ -202,16 +235,17 @@ func BenchmarkE2EStatusCLI(b *testing.B) {
 	benchReport(b, "lifeline status wall time", wall)
 }
 
-// benchRSS prints the resident memory of each long-running process.
-func benchRSS(b *testing.B, s *e2eStack) {
+// benchRSS prints the resident memory of each long-running process, at the
+// moment named by when.
+func benchRSS(b *testing.B, s *e2eStack, when string) {
 	botPID, _ := s.pidFromFile()
 	for _, p := range []struct {
 		name string
 		pid  int
 	}{{"agent", s.agent.pid()}, {"dashboard", s.dash.pid()}, {"bot", botPID}} {
 		rss, pss := procMemKB(p.pid, "VmRSS:"), procRollupKB(p.pid, "Pss:")
-		fmt.Printf("%-48s RSS %6.1f MB  PSS %6.1f MB\n", p.name+" memory", float64(rss)/1024, float64(pss)/1024)
-		b.ReportMetric(float64(rss)/1024, p.name+"-RSS-MB")
+		fmt.Printf("%-48s RSS %6.1f MB  PSS %6.1f MB\n", p.name+" memory, "+when, float64(rss)/1024, float64(pss)/1024)
+		b.ReportMetric(float64(rss)/1024, p.name+"-"+when+"-RSS-MB")
 	}
 }
 
