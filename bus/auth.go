@@ -58,6 +58,8 @@ func Permissions(role Role, bot string) (*server.Permissions, error) {
 	}
 	// Discovery and request/reply need these whatever the role; reading the
 	// JetStream API lets `nats stream ls` and history work, not change them.
+	// No role but admin (the dashboards) may publish on HistoryWildcard:
+	// history holds only what a dashboard received as an event.
 	srv := []string{"$SRV.>"}
 	jsRead := []string{"$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST", "$JS.API.STREAM.INFO.*",
 		"$JS.API.STREAM.MSG.GET.*", "$JS.API.DIRECT.GET.>"}

@@ -157,3 +157,42 @@ func TestClusteredServersShareSubjects(t *testing.T) {
 		}
 	}
 }
+
+// TestOnlyDashboardsWriteHistory: the history stream's subjects are open to
+// the dashboards' admin login only; every other role's publish is refused
+// by the bus.
+func TestOnlyDashboardsWriteHistory(t *testing.T) {
+	const pw = "a-long-enough-password"
+	s := startWithUsers(t, []bus.User{
+		{Name: "admin", Password: pw, Role: bus.RoleAdmin},
+		{Name: "op", Password: pw, Role: bus.RoleOperator},
+		{Name: "view", Password: pw, Role: bus.RoleViewer},
+		{Name: "agent-bot", Password: pw, Role: bus.RoleAgent, Bot: "bot"},
+		{Name: "bot-bot", Password: pw, Role: bus.RoleBot, Bot: "bot"},
+	})
+	admin := connectAs(t, s, "admin", pw)
+	got := make(chan string, 8)
+	if _, err := admin.Subscribe(bus.HistoryWildcard, func(m *nats.Msg) { got <- string(m.Data) }); err != nil {
+		t.Fatal(err)
+	}
+	admin.Flush()
+	for _, user := range []string{"op", "view", "agent-bot", "bot-bot"} {
+		nc := connectAs(t, s, user, pw)
+		nc.Publish(bus.HistorySubject("bot"), []byte(user))
+		// The server has handled the publish once the flush returns, so a
+		// delivered copy would arrive before the admin's own below.
+		if err := nc.Flush(); err != nil {
+			t.Fatalf("%s: flush: %v", user, err)
+		}
+	}
+	admin.Publish(bus.HistorySubject("bot"), []byte("admin"))
+	admin.Flush()
+	select {
+	case who := <-got:
+		if who != "admin" {
+			t.Fatalf("%s could write history", who)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the admin's history write was not delivered")
+	}
+}

@@ -24,6 +24,11 @@ const (
 	EventsWildcard    = "lifeline.events.*"
 )
 
+// HistoryWildcard is what the events history stream keeps: dashboards copy
+// every event they receive there (see HistorySubject), so only dashboards,
+// never agents, viewers or bots, write history.
+const HistoryWildcard = "lifeline.history.*"
+
 // Agent operations, each an endpoint of the lifeline-agent service.
 const (
 	OpStatus  = "status"
@@ -73,6 +78,10 @@ func AgentSubject(name, op string) string { return "lifeline.agent." + name + ".
 
 // EventsSubject is where the agent of bot name publishes lifecycle events.
 func EventsSubject(name string) string { return "lifeline.events." + name }
+
+// HistorySubject is where dashboards record the events of bot name into the
+// history stream, with a JetStream publish acknowledged by the stream.
+func HistorySubject(name string) string { return "lifeline.history." + name }
 
 // NameFromSubject returns the bot name in a heartbeat, event or agent subject,
 // or "" when the subject is not one of lifeline's.

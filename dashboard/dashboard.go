@@ -411,6 +411,10 @@ func (d *Dashboard) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	w := newWatcher(d, nc, runCtx, &wg)
+	if !d.NoHistory {
+		// Before subscribing, so that no event goes unrecorded.
+		w.rec = newRecorder(d.log)
+	}
 	d.runCtx, d.nc, d.watch = runCtx, nc, w
 	if err := w.subscribe(); err != nil {
 		nc.Close()
@@ -426,7 +430,7 @@ func (d *Dashboard) Run(ctx context.Context) error {
 	})
 	wg.Go(w.poll)
 	if !d.NoHistory {
-		wg.Go(func() { d.keepHistory(runCtx, nc) })
+		wg.Go(func() { d.keepHistory(runCtx, nc, w.rec) })
 	}
 
 	var runErr error

@@ -2,8 +2,13 @@ package dashboard
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
@@ -13,6 +18,13 @@ import (
 
 // The lifecycle events of every bot are kept in a JetStream stream, so that
 // every dashboard, including one started later, shows the same history.
+//
+// Agents publish events with core NATS only (their bus login stays narrow),
+// and core NATS does not wait for a stream that has no leader. So the stream
+// does not capture the agents' subject: every dashboard records each event it
+// receives, publishing the same bytes to bus.HistorySubject with JetStream and
+// retrying until the stream acknowledges them. The message ID is a digest of
+// those bytes, so the copies of N dashboards are stored once.
 const (
 	eventsStream   = "LIFELINE_EVENTS"
 	historyMaxAge  = 7 * 24 * time.Hour
@@ -20,6 +32,24 @@ const (
 	// historyReplay is how many of the newest kept events a dashboard
 	// reads when it starts.
 	historyReplay = 1000
+
+	// recordHorizon is how long after receiving an event a dashboard keeps
+	// trying to record it: far longer than a leader election, or a cluster
+	// forming and making the stream.
+	recordHorizon = 10 * time.Minute
+	// historyDuplicates is the stream's duplicate window. It outlasts
+	// recordHorizon, so a dashboard's last retry is still recognised as a
+	// copy of what another stored at the earliest.
+	historyDuplicates = recordHorizon + 5*time.Minute
+	// recordQueue bounds the events waiting to be recorded; beyond it this
+	// dashboard drops new ones (others may still record them).
+	recordQueue = historyReplay
+	// recordAttempt bounds one publish; a stream without a leader does not
+	// answer at all.
+	recordAttempt = 2 * time.Second
+	// recordBackoffMin and recordBackoffMax bound the wait between attempts.
+	recordBackoffMin = 100 * time.Millisecond
+	recordBackoffMax = 2 * time.Second
 )
 
 // eventsStreamConfig is the stream's definition; replicas is 3 on a cluster
@@ -28,7 +58,8 @@ func eventsStreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        eventsStream,
 		Description: "lifeline lifecycle events of every bot",
-		Subjects:    []string{bus.EventsWildcard},
+		Subjects:    []string{bus.HistoryWildcard},
+		Duplicates:  historyDuplicates,
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
@@ -38,23 +69,31 @@ func eventsStreamConfig(replicas int) jetstream.StreamConfig {
 	}
 }
 
-// keepHistory makes sure the events stream exists, then loads its newest
-// events into the dashboard's state. JetStream may need a few seconds after
-// a cluster forms, so it retries until ctx ends; without JetStream (an
-// existing NATS without it) the dashboard simply shows live events only.
-func (d *Dashboard) keepHistory(ctx context.Context, nc *nats.Conn) {
+// keepHistory makes sure the events stream exists, then follows it into the
+// dashboard's state and runs rec, until ctx ends. JetStream may need a few
+// seconds after a cluster forms, so it retries until ctx ends; without
+// JetStream (an existing NATS without it) the dashboard simply shows live
+// events only.
+func (d *Dashboard) keepHistory(ctx context.Context, nc *nats.Conn, rec *recorder) {
 	js, err := jetstream.New(nc)
 	if err != nil {
+		rec.disable()
 		d.log.Warn("no event history", "err", err)
 		return
 	}
+	// Recording starts at once: events that arrive before the stream exists
+	// wait in rec's queue and are stored when it does.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { rec.run(ctx, js) })
+	var stream jetstream.Stream
 	for {
-		err := d.loadHistory(ctx, js)
+		stream, err = d.openHistory(ctx, js)
 		if err == nil {
-			d.replicateHistory(ctx, js)
-			return
+			break
 		}
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			rec.disable()
 			d.log.Info("the bus has no JetStream; event history is kept in memory only")
 			return
 		}
@@ -65,21 +104,17 @@ func (d *Dashboard) keepHistory(ctx context.Context, nc *nats.Conn) {
 		case <-time.After(time.Second):
 		}
 	}
+	wg.Go(func() { d.replicateHistory(ctx, js) })
+	d.followHistory(ctx, stream)
 }
 
-// loadHistory ensures the stream, replicates it once the cluster allows, and
-// merges its newest events into the state.
-func (d *Dashboard) loadHistory(ctx context.Context, js jetstream.JetStream) error {
+// openHistory ensures the stream, with the current definition.
+func (d *Dashboard) openHistory(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
 	stream, err := ensureStream(ctx, js, d.replicas())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	evs, err := replay(ctx, stream)
-	if err != nil {
-		return fmt.Errorf("read event history: %w", err)
-	}
-	d.state.history(evs)
-	return nil
+	return upgradeStream(ctx, js, stream)
 }
 
 // replicateHistory raises the stream to three replicas once this clustered
@@ -136,53 +171,186 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, replicas int) (je
 	return s, err
 }
 
-// replay reads the newest historyReplay events of the stream.
-func replay(ctx context.Context, stream jetstream.Stream) ([]bus.Event, error) {
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// upgradeStream brings a stream made by an older lifeline, which captured the
+// agents' subject directly and had the default two-minute duplicate window,
+// to the current definition. The events it holds stay, under their old
+// subjects; replay reads them all the same.
+func upgradeStream(ctx context.Context, js jetstream.JetStream, s jetstream.Stream) (jetstream.Stream, error) {
+	cfg := s.CachedInfo().Config
+	want := eventsStreamConfig(cfg.Replicas)
+	if slices.Equal(cfg.Subjects, want.Subjects) && cfg.Duplicates >= want.Duplicates {
+		return s, nil
+	}
+	cfg.Subjects = want.Subjects
+	cfg.Duplicates = max(cfg.Duplicates, want.Duplicates)
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
+	// Dashboards doing this at once all write the same definition.
+	s, err := js.UpdateStream(rctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("move event history to %s: %w", bus.HistoryWildcard, err)
+	}
+	return s, nil
+}
+
+// followHistory merges the stream's newest historyReplay events into the
+// state, then every event stored after them, until ctx ends. Following, not
+// reading once, matters: the events of a leader election are stored late, by
+// the dashboards that received them, and one that started meanwhile missed
+// them live. The state drops what it has already seen.
+func (d *Dashboard) followHistory(ctx context.Context, stream jetstream.Stream) {
+	var next uint64 // the stream sequence to read next; 0 until known
+	for {
+		err := d.follow(ctx, stream, &next)
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Debug("reading event history", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// follow reads the stream from *next (or its newest historyReplay events
+// when *next is 0) until ctx ends or reading fails, advancing *next.
+func (d *Dashboard) follow(ctx context.Context, stream jetstream.Stream, next *uint64) error {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	info, err := stream.Info(rctx)
+	cancel()
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("read event history: %w", err)
 	}
-	last := info.State.LastSeq
-	if info.State.Msgs == 0 {
-		return nil, nil
+	first, last := info.State.FirstSeq, info.State.LastSeq
+	if *next > last+1 {
+		*next = 0 // the stream was made anew: read it from its start
 	}
-	first := info.State.FirstSeq
-	if last >= historyReplay && last-historyReplay+1 > first {
-		first = last - historyReplay + 1
+	if *next == 0 {
+		if last >= historyReplay && last-historyReplay+1 > first {
+			first = last - historyReplay + 1
+		}
+		*next = first // 0 for a stream that never held a message: from its start
 	}
-	cons, err := stream.OrderedConsumer(rctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   first,
-	})
+	// One attempt at each reset: the library's own retries would outlast
+	// ctx, and the caller retries anyway.
+	cfg := jetstream.OrderedConsumerConfig{MaxResetAttempts: 1}
+	if *next > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, *next
+	}
+	cons, err := stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("read event history: %w", err)
 	}
-	// Ask for exactly what is there and read each batch to its end, so no
-	// fetch is left waiting behind us.
-	var evs []bus.Event
-	for seq := first; seq <= last; {
-		batch, err := cons.Fetch(int(last-seq+1), jetstream.FetchMaxWait(2*time.Second))
+	msgs, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("read event history: %w", err)
+	}
+	defer msgs.Stop()
+	for {
+		msg, err := msgs.Next(jetstream.NextContext(ctx))
 		if err != nil {
-			return evs, err
+			return fmt.Errorf("read event history: %w", err)
 		}
-		n := 0
-		for msg := range batch.Messages() {
-			n++
-			if meta, err := msg.Metadata(); err == nil {
-				seq = meta.Sequence.Stream + 1
-			}
-			if ev, err := bus.DecodeEvent(msg.Data()); err == nil {
-				evs = append(evs, ev)
-			}
+		if meta, err := msg.Metadata(); err == nil {
+			*next = meta.Sequence.Stream + 1
 		}
-		if n == 0 {
-			if err := batch.Error(); err != nil {
-				return evs, err
-			}
-			return evs, errors.New("history ended early")
+		if ev, err := bus.DecodeEvent(msg.Data()); err == nil {
+			d.state.history([]bus.Event{ev})
 		}
 	}
-	return evs, nil
+}
+
+// recorder copies the events this dashboard receives into the history stream.
+// Its queue is fed from the NATS delivery goroutine without ever blocking it,
+// and drained by run in a goroutine of its own.
+type recorder struct {
+	log   *slog.Logger
+	queue chan recording
+	off   chan struct{} // closed when the bus has no JetStream
+	once  sync.Once
+}
+
+// recording is one event waiting to be stored.
+type recording struct {
+	subject string
+	data    []byte // exactly as the agent published it
+	at      time.Time
+}
+
+func newRecorder(log *slog.Logger) *recorder {
+	return &recorder{log: log, queue: make(chan recording, recordQueue), off: make(chan struct{})}
+}
+
+// record queues the event data of bot name for the stream. A nil recorder
+// (history turned off) records nothing.
+func (r *recorder) record(name string, data []byte) {
+	if r == nil {
+		return
+	}
+	select {
+	case <-r.off:
+		return
+	default:
+	}
+	select {
+	case r.queue <- recording{subject: bus.HistorySubject(name), data: data, at: time.Now()}:
+	default:
+		r.log.Warn("event history queue full; this dashboard does not record the event", "bot", name)
+	}
+}
+
+// disable stops recording for good: the bus keeps no history.
+func (r *recorder) disable() { r.once.Do(func() { close(r.off) }) }
+
+// run stores queued events one at a time, in the order they arrived, until
+// ctx ends or recording is disabled. What is still queued then is given up:
+// the other dashboards received the same events.
+func (r *recorder) run(ctx context.Context, js jetstream.JetStream) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.off:
+			return
+		case rec := <-r.queue:
+			r.store(ctx, js, rec)
+		}
+	}
+}
+
+// store publishes rec until the stream acknowledges it, as stored or as a
+// duplicate of another dashboard's copy, or until recordHorizon has passed.
+func (r *recorder) store(ctx context.Context, js jetstream.JetStream, rec recording) {
+	msg := &nats.Msg{Subject: rec.subject, Data: rec.data}
+	sum := sha256.Sum256(rec.data)
+	id := hex.EncodeToString(sum[:])
+	wait := recordBackoffMin
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, recordAttempt)
+		ack, err := js.PublishMsg(actx, msg, jetstream.WithMsgID(id))
+		cancel()
+		switch {
+		case err == nil:
+			r.log.Debug("event recorded in history", "subject", rec.subject, "seq", ack.Sequence, "duplicate", ack.Duplicate, "attempts", attempt)
+			return
+		case ctx.Err() != nil:
+			return
+		case time.Since(rec.at) > recordHorizon:
+			r.log.Warn("event not recorded in history", "subject", rec.subject, "attempts", attempt, "err", err)
+			return
+		}
+		// No stream yet, no leader (an election), or the same ID in flight
+		// from another dashboard: all pass.
+		r.log.Debug("event history not ready; retrying", "subject", rec.subject, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.off:
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, recordBackoffMax)
+	}
 }

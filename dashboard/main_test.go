@@ -1,9 +1,13 @@
 package dashboard
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -16,6 +20,9 @@ import (
 func TestMain(m *testing.M) {
 	if addr := os.Getenv("LIFELINE_TEST_NATS_SERVER"); addr != "" {
 		os.Exit(runExternalServer(addr, os.Getenv("LIFELINE_TEST_NATS_STORE")))
+	}
+	if dir := os.Getenv("LIFELINE_TEST_DASHBOARD_DATA"); dir != "" {
+		os.Exit(runDashboardProcess(dir, os.Getenv("LIFELINE_TEST_CLUSTER"), os.Getenv("LIFELINE_TEST_ROUTES")))
 	}
 	goleak.VerifyTestMain(m,
 		// fasthttp's Date header ticker starts with the first server and
@@ -41,5 +48,27 @@ func runExternalServer(addr, store string) int {
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 	<-sig
 	s.Close()
+	return 0
+}
+
+// runDashboardProcess is the test binary playing a clustered dashboard in a
+// process of its own, so that a test can kill it -9.
+func runDashboardProcess(dir, cluster, routes string) int {
+	d := &Dashboard{
+		HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", DataDir: dir,
+		ClusterListen: cluster, ClusterName: "t", Routes: strings.Split(routes, ","),
+		Logger: slog.New(slog.DiscardHandler), Out: io.Discard,
+	}
+	if err := d.Open(); err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	fmt.Println("ready")
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := d.Run(ctx); err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
 	return 0
 }

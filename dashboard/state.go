@@ -138,12 +138,29 @@ func (s *state) event(e bus.Event) {
 	if s.ensureLocked(e.Name) == nil {
 		return
 	}
-	if len(s.events) == maxEvents {
-		copy(s.events, s.events[1:])
-		s.events = s.events[:maxEvents-1]
+	// The history may have brought it first: other dashboards store it as
+	// they receive it, and the two arrive on different subscriptions.
+	k := keyOf(e)
+	if !slices.ContainsFunc(s.events, func(o bus.Event) bool { return keyOf(o) == k }) {
+		if len(s.events) == maxEvents {
+			copy(s.events, s.events[1:])
+			s.events = s.events[:maxEvents-1]
+		}
+		s.events = append(s.events, e)
 	}
-	s.events = append(s.events, e)
 	s.broadcastLocked(sseMsg{event: "event", data: bus.Encode(e)})
+}
+
+// eventKey tells events apart, however they reached the dashboard: live or
+// from the history.
+type eventKey struct {
+	at        int64
+	name, typ string
+	pid       int
+}
+
+func keyOf(e bus.Event) eventKey {
+	return eventKey{e.Time.UnixNano(), e.Name, string(e.Type), e.PID}
 }
 
 // history merges events read from the bus's history with those already
@@ -154,15 +171,10 @@ func (s *state) history(evs []bus.Event) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	type key struct {
-		at        int64
-		name, typ string
-		pid       int
-	}
-	seen := make(map[key]bool, len(s.events)+len(evs))
+	seen := make(map[eventKey]bool, len(s.events)+len(evs))
 	var all []bus.Event
 	for _, e := range append(slices.Clone(s.events), evs...) {
-		k := key{e.Time.UnixNano(), e.Name, string(e.Type), e.PID}
+		k := keyOf(e)
 		if seen[k] || s.ensureLocked(e.Name) == nil {
 			continue
 		}

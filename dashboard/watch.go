@@ -21,6 +21,7 @@ type watcher struct {
 	nc  *nats.Conn
 	ctx context.Context // cancelled when the dashboard stops
 	wg  *sync.WaitGroup // Run's; every goroutine started here joins it
+	rec *recorder       // copies events into the history; nil without history
 
 	mu       sync.Mutex
 	stopped  bool
@@ -71,6 +72,7 @@ func (w *watcher) onEvent(msg *nats.Msg) {
 		return
 	}
 	w.d.state.event(e)
+	w.rec.record(e.Name, msg.Data)
 	w.refresh(e.Name) // the event changed the bot's state: ask at once
 }
 
