@@ -7,6 +7,7 @@ package dashboard
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -109,10 +110,19 @@ type Dashboard struct {
 	// existing NATS deployment instead of embedding a server; NATSListen,
 	// the cluster fields and Users are then unused.
 	ExternalNATS string
+	// NATSCA is a PEM file of the CA that signed ExternalNATS's TLS
+	// certificate, for a deployment with a private CA. It is only for
+	// ExternalNATS: the dashboard's client of its embedded bus connects
+	// in-process, with no TLS to verify, so Open refuses it without.
+	NATSCA string
 	// TLSCert and TLSKey (PEM files) serve the page and API over HTTPS.
 	TLSCert, TLSKey string
 	// BusTLSCert and BusTLSKey (PEM files) make the embedded bus require TLS.
 	BusTLSCert, BusTLSKey string
+	// Remote, if set, is opened by Open after the HTTP listener and serves
+	// the same page and API (an ngrok tunnel, for remote access); its URL is
+	// printed with the local one, and it is closed when the dashboard stops.
+	Remote RemoteListener
 
 	// Out is where the page URL, login URL (with the token) and token file are
 	// printed for the operator; default os.Stdout. It is never the logger, so
@@ -131,6 +141,8 @@ type Dashboard struct {
 	log     *slog.Logger
 	host    string // os.Hostname, for requested_by
 	addr    string // bound HTTP address
+	remote  string // public URL of Remote, "" without
+	connErr error  // the last failure to reach ExternalNATS, if any
 	natsURL string
 	admin   bus.User // the dashboard's own bus login when users are required
 
@@ -147,7 +159,11 @@ type Dashboard struct {
 // Open creates the data directory, settles the token, starts the embedded
 // bus and binds the HTTP listener, then prints where to reach the dashboard.
 // Port conflicts fail here, and nothing stays started when Open fails.
-func (d *Dashboard) Open() error {
+func (d *Dashboard) Open() error { return d.OpenContext(context.Background()) }
+
+// OpenContext is Open; ctx bounds opening Remote (a tunnel), which may wait
+// on the network.
+func (d *Dashboard) OpenContext(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.opened {
@@ -156,6 +172,14 @@ func (d *Dashboard) Open() error {
 	d.defaults()
 	if err := bus.ValidName(d.DefaultBot); err != nil {
 		return fmt.Errorf("default bot: %w", err)
+	}
+	if d.NATSCA != "" {
+		if d.ExternalNATS == "" {
+			return errors.New("a CA for the bus (--nats-ca) is only for an existing NATS (--nats-url): the dashboard reaches its embedded bus in-process")
+		}
+		if err := checkCAFile(d.NATSCA); err != nil {
+			return err
+		}
 	}
 	if err := ensureDataDir(d.DataDir); err != nil {
 		return err
@@ -183,11 +207,24 @@ func (d *Dashboard) Open() error {
 		}
 		return err
 	}
+	addr := ln.Addr().String()
+	if d.Remote != nil {
+		rln, u, err := d.openRemote(ctx)
+		if err != nil {
+			ln.Close()
+			if srv != nil {
+				srv.Close()
+			}
+			return fmt.Errorf("%w: %w", ErrRemote, err)
+		}
+		d.remote = u
+		ln = joinListeners(ln, rln, d.log)
+	}
 
 	d.srv, d.ln, d.token = srv, ln, token
 	d.keys = newSessionKeys(token)
 	d.viewer = viewer
-	d.addr = ln.Addr().String()
+	d.addr = addr
 	if srv != nil {
 		d.natsURL = clientURL(srv.Addr(), d.BusTLSCert != "")
 	} else {
@@ -202,7 +239,11 @@ func (d *Dashboard) Open() error {
 	d.app = d.newApp()
 	d.opened = true
 
-	d.log.Info("dashboard listening", "http", d.addr, "bus", d.natsURL)
+	if d.remote != "" {
+		d.log.Info("dashboard listening", "http", d.addr, "remote", d.remote, "bus", d.natsURL)
+	} else {
+		d.log.Info("dashboard listening", "http", d.addr, "bus", d.natsURL)
+	}
 	d.printBanner(fromFile)
 	return nil
 }
@@ -296,6 +337,29 @@ func (d *Dashboard) connect() (*nats.Conn, error) {
 		}),
 	}
 	if d.srv == nil {
+		if d.NATSCA != "" {
+			opts = append(opts, nats.RootCAs(d.NATSCA))
+		}
+		// The client keeps retrying an existing NATS it cannot reach; say
+		// why, once per cause, or the page would stay empty in silence.
+		opts = append(opts, nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil {
+				return
+			}
+			d.mu.Lock()
+			same := d.connErr != nil && d.connErr.Error() == err.Error()
+			d.connErr = err
+			d.mu.Unlock()
+			if same {
+				return
+			}
+			if unknownCA(err) {
+				d.log.Error("cannot reach the bus: its TLS certificate is signed by an unknown CA; pass --nats-ca FILE with that CA",
+					"bus", bus.Redact(d.ExternalNATS), "err", err)
+				return
+			}
+			d.log.Warn("cannot reach the bus; retrying", "bus", bus.Redact(d.ExternalNATS), "err", err)
+		}))
 		nc, err := bus.Connect(d.ExternalNATS, "lifeline-dashboard", true, opts...)
 		if err != nil {
 			return nil, err
@@ -315,6 +379,40 @@ func (d *Dashboard) connect() (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect to embedded bus: %w", err)
 	}
 	return nc, nil
+}
+
+func unknownCA(err error) bool {
+	var e x509.UnknownAuthorityError
+	return errors.As(err, &e)
+}
+
+// busTrouble explains, with what to do, why the existing NATS could not be
+// reached, or returns nil when nothing went wrong connecting.
+func (d *Dashboard) busTrouble() error {
+	d.mu.Lock()
+	err := d.connErr
+	d.mu.Unlock()
+	switch {
+	case err == nil:
+		return nil
+	case unknownCA(err):
+		return fmt.Errorf("cannot reach the bus at %s: its TLS certificate is signed by an unknown CA (%w); pass --nats-ca FILE with that CA", bus.Redact(d.ExternalNATS), err)
+	default:
+		return fmt.Errorf("cannot reach the bus at %s: %w; check --nats-url", bus.Redact(d.ExternalNATS), err)
+	}
+}
+
+// checkCAFile proves path holds at least one PEM certificate, so a wrong
+// --nats-ca fails at start rather than on every reconnect.
+func checkCAFile(path string) error {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read the bus CA: %w; check --nats-ca", err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		return fmt.Errorf("bus CA %s holds no PEM certificate; check --nats-ca", path)
+	}
+	return nil
 }
 
 // serverName names this dashboard's bus server, uniquely in a cluster and
@@ -345,6 +443,13 @@ func (d *Dashboard) Addr() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.addr
+}
+
+// RemoteURL returns the public URL of Remote, "" before Open or without.
+func (d *Dashboard) RemoteURL() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.remote
 }
 
 // NATSURL returns the client URL of the embedded bus, "" before Open.
@@ -394,7 +499,7 @@ func (d *Dashboard) Run(ctx context.Context) error {
 		return errors.New("run dashboard: already closed")
 	}
 	if !opened {
-		if err := d.Open(); err != nil {
+		if err := d.OpenContext(ctx); err != nil {
 			return err
 		}
 	}
@@ -419,6 +524,9 @@ func (d *Dashboard) Run(ctx context.Context) error {
 	if err := w.subscribe(); err != nil {
 		nc.Close()
 		d.Close()
+		if why := d.busTrouble(); why != nil {
+			return why // the reason the bus could not be reached
+		}
 		return err
 	}
 
@@ -501,6 +609,11 @@ func (d *Dashboard) printBanner(fromFile bool) {
 		fmt.Fprintf(d.Out, "              %s%s/ from other machines\n", scheme, net.JoinHostPort(d.host, port))
 	}
 	fmt.Fprintf(d.Out, "  login:      %s/login?token=%s\n", base, url.QueryEscape(d.token))
+	if d.remote != "" {
+		remote := strings.TrimSuffix(d.remote, "/")
+		fmt.Fprintf(d.Out, "  remote:     %s/\n", remote)
+		fmt.Fprintf(d.Out, "              %s/login?token=%s\n", remote, url.QueryEscape(d.token))
+	}
 	if fromFile {
 		fmt.Fprintf(d.Out, "  token file: %s\n", tokenPath(d.DataDir))
 	} else {

@@ -96,6 +96,11 @@ type viewerAuth struct {
 // viewer would be an operator.
 func (d *Dashboard) settleViewer(operator string) (viewerAuth, error) {
 	path := viewerTokenPath(d.DataDir)
+	if d.ViewerToken != "" {
+		if err := CheckViewerToken(d.ViewerToken, operator); err != nil {
+			return viewerAuth{}, err
+		}
+	}
 	token, fromFile, err := d.settleTokenIn(d.ViewerToken, path, "viewer token", "--viewer-token")
 	if err != nil {
 		return viewerAuth{}, err
@@ -111,6 +116,25 @@ func (d *Dashboard) settleViewer(operator string) (viewerAuth, error) {
 		where = path
 	}
 	return viewerAuth{token: token, keys: newViewerKeys(token), where: where}, nil
+}
+
+// CheckViewerToken refuses a given viewer token that would not be safe:
+// not printable ASCII without spaces, shorter than 16 characters (a viewer
+// token is handed to more people than the access token, and sees every
+// bot), or equal to the access token operator (then every viewer would be
+// an operator); operator "" skips that last check. The error names
+// --viewer-token and never contains either token.
+func CheckViewerToken(viewer, operator string) error {
+	if err := checkToken(viewer); err != nil {
+		return fmt.Errorf("check --viewer-token: %w", err)
+	}
+	if len(viewer) < minTokenLen {
+		return fmt.Errorf("check --viewer-token: it is shorter than %d characters (openssl rand -hex 32 makes a good one)", minTokenLen)
+	}
+	if operator != "" && newSessionKeys(operator).tokenOK(viewer) {
+		return errors.New("check --viewer-token: it must differ from the access token")
+	}
+	return nil
 }
 
 // ViewerAccessToken returns the viewer token in force, "" before Open: the
