@@ -11,7 +11,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # CGO_ENABLED=0: a static binary starts ~5 ms sooner (no dynamic loader, no
 # libc), and every `lifeline status` and every respawned bot pays the start.
 build:
-	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/lifeline
+	CGO_ENABLED=0 $(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/lifeline
 
 run: build
 	./scripts/run.sh

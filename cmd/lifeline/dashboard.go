@@ -41,6 +41,9 @@ type DashboardCommand struct {
 	TLSKey      string
 	NATSTLSCert string
 	NATSTLSKey  string
+	NATSCA      string
+	ViewerToken string
+	Ngrok       bool
 
 	given map[string]bool // flags set on the command line or from the environment
 }
@@ -52,6 +55,7 @@ func (c *DashboardCommand) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "Address of the embedded NATS server (the bus) that agents and bots connect to.")
 	fs.StringVar(&c.Data, "data", "./data", "Directory for dashboard.token.")
 	fs.StringVar(&c.Token, "token", "", "Require token `T` for the page and the API (default: the one in --data/dashboard.token, generated there on first start).")
+	fs.StringVar(&c.ViewerToken, "viewer-token", "", "Read-only token `T`: the page without its buttons and every GET of the API, but no restart, stop or start (default: the one in --data/dashboard.viewer.token, generated there on first start). 16 characters or more, not the --token; better given in the environment than on the command line, which ps shows to everyone on the host.")
 	fs.StringVar(&c.DefaultBot, "default-bot", "bot", "Bot that /api/bot/status and /api/bot/restart act on.")
 	fs.BoolVar(&c.Verbose, "verbose", false, "Log at debug level.")
 	fs.StringVar(&c.Cluster, "cluster", "", "Join other dashboards' buses into one NATS cluster, listening for them on `ADDR` (host:port), for example 0.0.0.0:6222.")
@@ -64,6 +68,8 @@ func (c *DashboardCommand) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "Private key `FILE` (PEM) of --tls-cert.")
 	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", "", "Make the embedded bus require TLS with this certificate `FILE` (PEM), with --nats-tls-key; clients then use tls:// URLs (and --nats-ca for a private CA).")
 	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", "", "Private key `FILE` (PEM) of --nats-tls-cert.")
+	fs.StringVar(&c.NATSCA, "nats-ca", "", "With --nats-url: trust the bus's TLS certificate when signed by the CA in `FILE` (PEM). Not needed, and refused, without --nats-url: the dashboard reaches its embedded bus in-process.")
+	fs.BoolVar(&c.Ngrok, "ngrok", false, ngrokUsage)
 	return fs
 }
 
@@ -80,6 +86,11 @@ dashboard dies, and every dashboard shows the same bots and history. A bus or
 cluster listening beyond loopback requires --nats-users. With --nats-url the
 dashboard embeds no server and uses an existing NATS instead.
 
+Two tokens guard the page and the API: the access token (--token) may do
+everything, the viewer token (--viewer-token) may only watch. Both are printed
+or named at start and never logged. --ngrok also serves the page on a public
+ngrok URL, behind the same tokens.
+
 Examples:
   lifeline dashboard
   lifeline dashboard --http 127.0.0.1:9000 --nats-listen 0.0.0.0:4222 --nats-users users.txt
@@ -87,15 +98,18 @@ Examples:
   lifeline dashboard --nats-listen 0.0.0.0:4222 --cluster 0.0.0.0:6222 --nats-users users.txt \
       --routes nats://dash-a:6222,nats://dash-b:6222,nats://dash-c:6222
   lifeline dashboard --nats-url nats://lifeline:s3cret-password@nats.example:4222 --no-history
+  lifeline dashboard --nats-url tls://lifeline:s3cret-password@nats.example:4222 --nats-ca ca.pem
   lifeline dashboard --tls-cert site.pem --tls-key site.key --nats-tls-cert bus.pem --nats-tls-key bus.key
+  LIFELINE_VIEWER_TOKEN=$(openssl rand -hex 32) lifeline dashboard
+  NGROK_AUTHTOKEN=... lifeline dashboard --ngrok     # also on a public https URL
 
 A users file (--nats-users):
   operator alice  correct-horse-battery
   viewer   wall   staple-horse-correct
   agent    bot-a  another-long-secret  bot`,
-		(&DashboardCommand{}).flagSet(), "http", "nats-listen", "data", "token", "default-bot",
-		"cluster", "cluster-name", "routes", "nats-users", "no-history", "nats-url",
-		"tls-cert", "tls-key", "nats-tls-cert", "nats-tls-key", "verbose")
+		(&DashboardCommand{}).flagSet(), "http", "nats-listen", "data", "token", "viewer-token", "default-bot",
+		"cluster", "cluster-name", "routes", "nats-users", "no-history", "nats-url", "nats-ca",
+		"tls-cert", "tls-key", "nats-tls-cert", "nats-tls-key", "ngrok", "verbose")
 }
 
 // ParseFlags fills c from args and the LIFELINE_* environment, and refuses
@@ -136,6 +150,14 @@ func (c *DashboardCommand) validate() error {
 			if err := checkURL(u, "nats", "tls", "ws", "wss"); err != nil {
 				return fmt.Errorf("--nats-url %q: %w", bus.Redact(u), err)
 			}
+		}
+	}
+	if c.NATSCA != "" && c.NATSURL == "" {
+		return errors.New("--nats-ca goes with --nats-url (an existing NATS using TLS with a private CA); the embedded bus needs none, as the dashboard reaches it in-process (agents, bots and the CLI take --nats-ca for it)")
+	}
+	if c.ViewerToken != "" {
+		if err := dashboard.CheckViewerToken(c.ViewerToken, c.Token); err != nil {
+			return err
 		}
 	}
 	if c.Cluster != "" {
@@ -209,6 +231,14 @@ func checkURL(s string, schemes ...string) error {
 	return nil
 }
 
+// The two ways --ngrok is refused before anything starts.
+var (
+	errNgrokNotBuilt = &advice{err: errors.New("--ngrok: this lifeline was built without ngrok"),
+		todo: "build one with it: make build TAGS=ngrok (or go build -tags ngrok ./cmd/lifeline)"}
+	errNgrokNoAuthtoken = &advice{err: errors.New("--ngrok needs an ngrok authtoken and NGROK_AUTHTOKEN is not set"),
+		todo: "export NGROK_AUTHTOKEN=<yours> (from https://dashboard.ngrok.com/get-started/your-authtoken), or start without --ngrok"}
+)
+
 // Run parses args and serves until ctx is done.
 func (c *DashboardCommand) Run(ctx context.Context, args []string) error {
 	if err := c.ParseFlags(args); err != nil {
@@ -218,6 +248,16 @@ func (c *DashboardCommand) Run(ctx context.Context, args []string) error {
 	level := slog.LevelInfo
 	if c.Verbose {
 		level = slog.LevelDebug
+	}
+	logger := e.logger(level)
+	// Before anything starts: a build without ngrok, or no authtoken, is
+	// refused here.
+	var remote dashboard.RemoteListener
+	if c.Ngrok {
+		var err error
+		if remote, err = newNgrokRemote(e.version, logger); err != nil {
+			return err
+		}
 	}
 	var users []bus.User
 	if c.NATSUsers != "" {
@@ -234,9 +274,10 @@ func (c *DashboardCommand) Run(ctx context.Context, args []string) error {
 		NATSListen:    c.NATSListen,
 		DataDir:       c.Data,
 		Token:         c.Token,
+		ViewerToken:   c.ViewerToken,
 		DefaultBot:    c.DefaultBot,
 		Version:       e.version,
-		Logger:        e.logger(level),
+		Logger:        logger,
 		Out:           e.stdout,
 		ClusterListen: c.Cluster,
 		ClusterName:   c.ClusterName,
@@ -244,15 +285,23 @@ func (c *DashboardCommand) Run(ctx context.Context, args []string) error {
 		Users:         users,
 		NoHistory:     c.NoHistory,
 		ExternalNATS:  c.NATSURL,
+		NATSCA:        c.NATSCA,
 		TLSCert:       c.TLSCert,
 		TLSKey:        c.TLSKey,
 		BusTLSCert:    c.NATSTLSCert,
 		BusTLSKey:     c.NATSTLSKey,
+		Remote:        remote,
 	}
 	// Bind before serving, so a port conflict is reported as such and
 	// nothing else has started.
-	if err := d.Open(); err != nil {
+	if err := d.OpenContext(ctx); err != nil {
 		switch {
+		case errors.Is(err, dashboard.ErrRemote):
+			// Before the port cases: a tunnel's errors are the network's.
+			if ctx.Err() != nil {
+				return nil // Ctrl+C while the tunnel was opening: nothing started
+			}
+			return &advice{err: err, todo: "check the network and NGROK_AUTHTOKEN, or start without --ngrok"}
 		case errors.Is(err, bus.ErrNoCredentials):
 			return &advice{err: fmt.Errorf("refusing to start: the bus (--nats-listen %s, --cluster %q) would listen beyond loopback with nobody required to log in", c.NATSListen, c.Cluster),
 				todo: "pass --nats-users FILE (one account a line: ROLE USER PASSWORD [BOT]), or listen on 127.0.0.1"}
