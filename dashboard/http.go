@@ -470,10 +470,22 @@ func (d *Dashboard) handleLogin(c fiber.Ctx) error {
 		MaxAge:   int(sessionMaxAge / time.Second),
 		HTTPOnly: true,
 		SameSite: fiber.CookieSameSiteStrictMode,
-		Secure:   c.Secure(),
+		Secure:   d.cameThroughHTTPS(c),
 	})
 	d.log.Info("browser logged in", "client", ip, "role", r.String())
 	return c.Redirect().Status(fiber.StatusSeeOther).To("/")
+}
+
+// cameThroughHTTPS reports whether the browser reached the dashboard over
+// HTTPS: served with TLS here, or through a remote listener whose public URL
+// is https (a tunnel ends TLS before the connection gets here, yet the
+// browser's side is encrypted, and its session cookie must stay so).
+func (d *Dashboard) cameThroughHTTPS(c fiber.Ctx) bool {
+	if c.Secure() {
+		return true
+	}
+	_, remote := c.RequestCtx().Conn().(remoteConn)
+	return remote && strings.HasPrefix(d.RemoteURL(), "https://")
 }
 
 func (d *Dashboard) handleLogout(c fiber.Ctx) error {

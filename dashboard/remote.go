@@ -123,11 +123,15 @@ func (j *joinedListener) pumpRemote() {
 			}
 			return
 		}
-		if !j.hand(c) {
+		if !j.hand(remoteConn{c}) {
 			return
 		}
 	}
 }
+
+// remoteConn marks a connection that came through the remote listener, so
+// handlers can tell it from a local one (see cameThroughHTTPS).
+type remoteConn struct{ net.Conn }
 
 // hand passes c to Accept, or closes it when the listener is closed first.
 func (j *joinedListener) hand(c net.Conn) bool {

@@ -135,6 +135,25 @@ func TestRemoteListenerServesAndClosesWithDashboard(t *testing.T) {
 	if r := call(t, "GET", td.base+"/api/bot/status", bearer(td.AccessToken()), nil); r.code != http.StatusOK {
 		t.Errorf("local status: HTTP %d", r.code)
 	}
+	// A login through the https tunnel gets a cookie browsers send over
+	// https only; a login over local plain HTTP cannot.
+	for _, tc := range []struct {
+		where, base string
+		secure      bool
+	}{{"remote", rbase, true}, {"local", td.base, false}} {
+		r := call(t, http.MethodGet, tc.base+"/login?token="+td.AccessToken(), nil, nil)
+		var got *http.Cookie
+		for _, c := range (&http.Response{Header: r.header}).Cookies() {
+			if c.Name == SessionCookie {
+				got = c
+			}
+		}
+		if got == nil {
+			t.Errorf("%s login: HTTP %d, no session cookie", tc.where, r.code)
+		} else if got.Secure != tc.secure {
+			t.Errorf("%s login: cookie Secure=%v, want %v", tc.where, got.Secure, tc.secure)
+		}
+	}
 	if ln.isClosed() {
 		t.Fatal("remote listener closed while the dashboard runs")
 	}
