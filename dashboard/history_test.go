@@ -314,7 +314,10 @@ func TestHistoryKeepsEventsPublishedWhileTheStreamLeaderIsDead(t *testing.T) {
 		}
 		info := s.CachedInfo()
 		seen = fmt.Sprintf("replicas %d, cluster %+v", info.Config.Replicas, info.Cluster)
-		if info.Config.Replicas != 3 || info.Cluster == nil || info.Cluster.Leader == "" {
+		// Both followers listed and current: an empty list would pass the
+		// loop below while the new replicas still catch up, and a leader
+		// killed then leaves no one able to take over.
+		if info.Config.Replicas != 3 || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
 			return false
 		}
 		for _, p := range info.Cluster.Replicas {
