@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
@@ -381,6 +382,8 @@ type supervisor struct {
 	acks  chan shutdownAck
 	done  chan struct{}
 	wg    sync.WaitGroup
+
+	releasing atomic.Bool // a releaseMemory is running
 }
 
 func newSupervisor(cfg *Agent) *supervisor {
