@@ -189,6 +189,20 @@ func TestE2EStockNATSCLI(t *testing.T) {
 	if st := s.running(); st.Restarts != 1 {
 		t.Fatalf("garbage request changed state: %+v", st)
 	}
+	// The shared event history is a stream the stock CLI lists, holding the
+	// restart above.
+	e2eWait(t, 20*time.Second, "nats stream ls to list the event history", func() (bool, string) {
+		cmd := exec.Command(nats, "--server", s.natsURL, "stream", "ls")
+		cmd.Env = e2eEnv("HOME=" + t.TempDir())
+		out, _ := cmd.CombinedOutput()
+		return strings.Contains(string(out), "LIFELINE_EVENTS"), string(out)
+	})
+	e2eWait(t, 20*time.Second, "the restart in the stream", func() (bool, string) {
+		cmd := exec.Command(nats, "--server", s.natsURL, "stream", "get", "LIFELINE_EVENTS", "--last-for", bus.HistorySubject("bot"))
+		cmd.Env = e2eEnv("HOME=" + t.TempDir())
+		out, _ := cmd.CombinedOutput()
+		return strings.Contains(string(out), `"type":"restarted"`), string(out)
+	})
 }
 
 func TestE2EStalePIDFileNamingALiveProcessIsNeverSignalled(t *testing.T) {
