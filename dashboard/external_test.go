@@ -17,9 +17,24 @@ import (
 // client URL.
 func startExternalNATS(t *testing.T) string {
 	t.Helper()
+	return "nats://" + startExternalServer(t)
+}
+
+// startExternalTLSNATS runs a NATS server requiring TLS with cert and key in
+// a separate process, and returns its tls:// URL.
+func startExternalTLSNATS(t *testing.T, cert, key string) string {
+	t.Helper()
+	return "tls://" + startExternalServer(t, "LIFELINE_TEST_NATS_TLS_CERT="+cert, "LIFELINE_TEST_NATS_TLS_KEY="+key)
+}
+
+// startExternalServer starts the test binary as runExternalServer (see
+// TestMain), with env added, and returns its address once it is ready.
+func startExternalServer(t *testing.T, env ...string) string {
+	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "LIFELINE_TEST_NATS_SERVER="+addr, "LIFELINE_TEST_NATS_STORE="+t.TempDir())
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +47,7 @@ func startExternalNATS(t *testing.T) string {
 	if err != nil || strings.TrimSpace(line) != "ready" {
 		t.Fatalf("external NATS server: %q %v", line, err)
 	}
-	return "nats://" + addr
+	return addr
 }
 
 func TestExistingNATSInsteadOfEmbedded(t *testing.T) {

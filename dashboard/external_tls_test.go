@@ -1,14 +1,9 @@
 package dashboard
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
-	"os/signal"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,57 +11,6 @@ import (
 	"github.com/lifeline-dev/lifeline/bus/bustest"
 	"github.com/nats-io/nats.go"
 )
-
-// The test binary plays an existing NATS that requires TLS, in a process of
-// its own, when started with these variables (see startExternalTLSNATS).
-// It runs from init, before TestMain, so the package's TestMain is left as
-// it is.
-const (
-	envTLSServer = "LIFELINE_TEST_NATS_TLS_SERVER" // listen address
-	envTLSCert   = "LIFELINE_TEST_NATS_TLS_CERT"
-	envTLSKey    = "LIFELINE_TEST_NATS_TLS_KEY"
-)
-
-func init() {
-	addr := os.Getenv(envTLSServer)
-	if addr == "" {
-		return
-	}
-	s, err := bus.StartServer(bus.ServerConfig{Listen: addr, Name: "external-tls",
-		TLSCert: os.Getenv(envTLSCert), TLSKey: os.Getenv(envTLSKey)})
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	fmt.Println("ready")
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
-	<-sig
-	s.Close()
-	os.Exit(0)
-}
-
-// startExternalTLSNATS runs a NATS server requiring TLS with cert and key in
-// a separate process, and returns its tls:// URL.
-func startExternalTLSNATS(t *testing.T, cert, key string) string {
-	t.Helper()
-	addr := freeAddr(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envTLSServer+"="+addr, envTLSCert+"="+cert, envTLSKey+"="+key)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "ready" {
-		t.Fatalf("external TLS NATS server: %q %v", line, err)
-	}
-	return "tls://" + addr
-}
 
 // TestExistingNATSWithPrivateCA: an existing NATS using TLS with a private
 // CA is reached with NATSCA (--nats-ca), and only with it.

@@ -19,7 +19,9 @@ import (
 // TestMain fails the package if any test leaves a goroutine behind.
 func TestMain(m *testing.M) {
 	if addr := os.Getenv("LIFELINE_TEST_NATS_SERVER"); addr != "" {
-		os.Exit(runExternalServer(addr, os.Getenv("LIFELINE_TEST_NATS_STORE")))
+		os.Exit(runExternalServer(bus.ServerConfig{Listen: addr, Name: "external",
+			StoreDir: os.Getenv("LIFELINE_TEST_NATS_STORE"),
+			TLSCert:  os.Getenv("LIFELINE_TEST_NATS_TLS_CERT"), TLSKey: os.Getenv("LIFELINE_TEST_NATS_TLS_KEY")}))
 	}
 	if dir := os.Getenv("LIFELINE_TEST_DASHBOARD_DATA"); dir != "" {
 		os.Exit(runDashboardProcess(dir, os.Getenv("LIFELINE_TEST_CLUSTER"), os.Getenv("LIFELINE_TEST_ROUTES")))
@@ -37,8 +39,8 @@ func TestMain(m *testing.M) {
 
 // runExternalServer is the test binary playing "an existing NATS": a server
 // in a process of its own, as a company's deployment would be.
-func runExternalServer(addr, store string) int {
-	s, err := bus.StartServer(bus.ServerConfig{Listen: addr, Name: "external", StoreDir: store})
+func runExternalServer(cfg bus.ServerConfig) int {
+	s, err := bus.StartServer(cfg)
 	if err != nil {
 		fmt.Println("error:", err)
 		return 1
