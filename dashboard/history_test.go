@@ -82,11 +82,7 @@ func TestHistorySurvivesADashboardRestart(t *testing.T) {
 	first := newTestDashboard(t)
 	stop := runUntil(t, first)
 	nc := connect(t, first)
-	waitFor(t, "events stream", func() bool {
-		js, _ := jetstream.New(nc)
-		_, err := js.Stream(context.Background(), eventsStream)
-		return err == nil
-	})
+	waitForStream(t, nc)
 	publishEvent(t, nc, bus.Event{Time: time.Now().UTC(), Name: "bot", Type: bus.EventCrashed, PID: 42, Reason: "before-restart"})
 	waitFor(t, "event seen live", func() bool { return hasEvent(t, first, "before-restart") })
 	nc.Close()
@@ -393,13 +389,20 @@ func TestHistoryStoresOnceWhatTwoDashboardsRecord(t *testing.T) {
 	waitBotEvents(t, second, want)
 }
 
-// TestHistoryRecordsEventsPublishedBeforeTheStreamExists: an event that
-// arrives while there is no stream is stored once the stream is made, and a
-// dashboard that started in between, too late to receive it, shows it.
-func TestHistoryRecordsEventsPublishedBeforeTheStreamExists(t *testing.T) {
+// startWithHistory runs a dashboard and returns it with a connection to its
+// bus (publishing events as an agent does) and JetStream on that connection,
+// once the events stream exists.
+func startWithHistory(t *testing.T) (*testDashboard, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
 	td := startDashboard(t)
 	agent := connect(t, td)
-	js, err := jetstream.New(agent)
+	return td, agent, waitForStream(t, agent)
+}
+
+// waitForStream waits until the events stream exists on nc's bus.
+func waitForStream(t *testing.T, nc *nats.Conn) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,6 +410,14 @@ func TestHistoryRecordsEventsPublishedBeforeTheStreamExists(t *testing.T) {
 		_, err := js.Stream(context.Background(), eventsStream)
 		return err == nil
 	})
+	return js
+}
+
+// TestHistoryRecordsEventsPublishedBeforeTheStreamExists: an event that
+// arrives while there is no stream is stored once the stream is made, and a
+// dashboard that started in between, too late to receive it, shows it.
+func TestHistoryRecordsEventsPublishedBeforeTheStreamExists(t *testing.T) {
+	td, agent, js := startWithHistory(t)
 	// As if the stream were not made yet (a cluster still forming).
 	if err := js.DeleteStream(context.Background(), eventsStream); err != nil {
 		t.Fatal(err)
@@ -477,16 +488,7 @@ func TestHistoryMovesAnOldStreamToTheHistorySubjects(t *testing.T) {
 // after this one has read the history (as happens after a leader election),
 // and that this one never received live, shows here too.
 func TestHistoryShowsEventsStoredLate(t *testing.T) {
-	td := startDashboard(t)
-	agent := connect(t, td)
-	js, err := jetstream.New(agent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "events stream", func() bool {
-		_, err := js.Stream(context.Background(), eventsStream)
-		return err == nil
-	})
+	td, agent, js := startWithHistory(t)
 	base := time.Now().UTC()
 	publishEvent(t, agent, testEvent(base, 0, "seen-live"))
 	waitStored(t, js, []string{"seen-live"})
