@@ -29,6 +29,15 @@ var (
 	ErrStale = errors.New("pid file is stale (nobody holds its lock)")
 	// ErrUnsupported means advisory locks are not available on this platform.
 	ErrUnsupported = errors.New("pid file locks are not supported on this platform")
+	// ErrSymlink means a symbolic link stands where the file should be. It
+	// is refused, never followed: another user may have planted it.
+	ErrSymlink = errors.New("is a symbolic link; refusing to follow it")
+	// ErrNotOwned means the file belongs to another user, who could hold
+	// its lock (or rewrite it) at will.
+	ErrNotOwned = errors.New("is owned by another user; refusing it")
+	// ErrNotRegular means something other than a regular file (a FIFO, a
+	// device) stands where the file should be.
+	ErrNotRegular = errors.New("is not a regular file")
 )
 
 // LockedError is returned by Acquire when a live process holds the lock.
@@ -79,11 +88,16 @@ type File struct {
 
 // Acquire creates path (and its directory) if needed and takes its lock. When
 // another process holds the lock it returns a *LockedError naming its PID.
+//
+// The file is private to this user (0600, see openPrivate): if another user
+// could open it, they could flock it and so keep the bot from ever being
+// started again. A directory created here is 0700; one that exists already
+// keeps its mode, as it is the user's to choose.
 func Acquire(path string) (*File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create pid file directory: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openPrivate(path, os.O_RDWR|os.O_CREATE)
 	if err != nil {
 		return nil, fmt.Errorf("open pid file: %w", err)
 	}
@@ -172,9 +186,10 @@ func (p *File) Remove() error {
 // Read inspects the PID file at path without taking it. It returns the PID
 // only when the file's lock is held by someone; otherwise fs.ErrNotExist,
 // ErrStale or ErrGarbage (a locked file not yet written also counts as
-// garbage; callers may retry).
+// garbage; callers may retry). A symbolic link, or a file of another user,
+// is refused as Acquire refuses it.
 func Read(path string) (int, error) {
-	f, err := os.Open(path)
+	f, err := openPrivate(path, os.O_RDONLY)
 	if err != nil {
 		return 0, fmt.Errorf("read pid file: %w", err)
 	}
