@@ -289,7 +289,7 @@ func badRequests() []badRequest {
 	// The routes outside /api need no token and refuse the same way.
 	for _, r := range [][2]string{
 		{http.MethodPost, "/healthz"}, {http.MethodPut, "/"}, {http.MethodDelete, "/static/app.js"},
-		{http.MethodPost, "/logout"}, {http.MethodPut, "/login"}, {http.MethodDelete, "/login"},
+		{http.MethodPut, "/logout"}, {http.MethodPut, "/login"}, {http.MethodDelete, "/login"},
 	} {
 		add(badRequest{name: "wrong method", method: r[0], path: r[1], auth: "none",
 			code: http.StatusMethodNotAllowed, errText: errMethod})

@@ -13,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -148,6 +147,7 @@ type Dashboard struct {
 
 	state   *state
 	limiter *limiter
+	auth    *webAuth // ended sessions, login links, stream counts
 
 	// runCtx is cancelled when Run starts shutting down; handlers derive
 	// their bus request contexts from it. Set before serving starts.
@@ -608,11 +608,11 @@ func (d *Dashboard) printBanner(fromFile bool) {
 	if ip != nil && ip.IsUnspecified() {
 		fmt.Fprintf(d.Out, "              %s%s/ from other machines\n", scheme, net.JoinHostPort(d.host, port))
 	}
-	fmt.Fprintf(d.Out, "  login:      %s/login?token=%s\n", base, url.QueryEscape(d.token))
+	fmt.Fprintf(d.Out, "  login:      %s  (works once, for 10 minutes)\n", d.loginURL(base))
 	if d.remote != "" {
 		remote := strings.TrimSuffix(d.remote, "/")
 		fmt.Fprintf(d.Out, "  remote:     %s/\n", remote)
-		fmt.Fprintf(d.Out, "              %s/login?token=%s\n", remote, url.QueryEscape(d.token))
+		fmt.Fprintf(d.Out, "              %s  (works once, for 10 minutes)\n", d.loginURL(remote))
 	}
 	if fromFile {
 		fmt.Fprintf(d.Out, "  token file: %s\n", tokenPath(d.DataDir))

@@ -51,7 +51,7 @@ func TestTokenGeneratedAndReused(t *testing.T) {
 	out := td.out.String()
 	for _, want := range []string{
 		"http://" + td.Addr() + "/",
-		"http://" + td.Addr() + "/login?token=" + token,
+		"http://" + td.Addr() + "/login?code=",
 		path,
 		td.NATSURL(),
 	} {
@@ -61,6 +61,9 @@ func TestTokenGeneratedAndReused(t *testing.T) {
 	}
 	if strings.Contains(td.logs.String(), token) {
 		t.Errorf("the token appears in the logs")
+	}
+	if strings.Contains(out, token) {
+		t.Errorf("the token appears in the output, not only in its file:\n%s", out)
 	}
 	if err := td.Close(); err != nil {
 		t.Fatalf("close: %v", err)
@@ -558,8 +561,8 @@ func TestCookieLoginAndCSRF(t *testing.T) {
 		t.Errorf("agent got %d commands, want 1", len(cmds))
 	}
 
-	// Logout clears the cookie.
-	r = call(t, http.MethodGet, td.base+"/logout", cookie, nil)
+	// Logout (a POST with the session's logout token) clears the cookie.
+	r = call(t, http.MethodPost, td.base+"/logout", map[string]string{"Cookie": cookie["Cookie"], CSRFHeader: info.LogoutToken}, nil)
 	if r.code != http.StatusSeeOther {
 		t.Fatalf("logout: HTTP %d", r.code)
 	}

@@ -49,7 +49,7 @@ func describeBody(b []byte) string {
 // (not GET, POST, ...) with the security headers and JSON error body of every
 // other error. Fiber itself answers those with a bare text 501 before any
 // middleware or the error handler runs.
-func refuseUnknownMethods(app *fiber.App) {
+func refuseUnknownMethods(app *fiber.App, https func(fiber.Ctx) bool) {
 	srv := app.Server()
 	next := srv.Handler
 	known := app.Config().RequestMethods
@@ -60,7 +60,7 @@ func refuseUnknownMethods(app *fiber.App) {
 		}
 		c := app.AcquireCtx(rc)
 		defer app.ReleaseCtx(c)
-		setSecurityHeaders(c)
+		setSecurityHeaders(c, https(c))
 		_ = fail(c, fiber.StatusNotImplemented, fmt.Sprintf("method %.32q not implemented", rc.Method()))
 	}
 }

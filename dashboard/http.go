@@ -2,7 +2,9 @@ package dashboard
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
@@ -87,7 +89,17 @@ func fail(c fiber.Ctx, code int, msg string) error {
 // other origin, no framing.
 const csp = "default-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'; object-src 'none'"
 
-func setSecurityHeaders(c fiber.Ctx) {
+// hsts tells a browser that reached the dashboard over HTTPS to never try
+// plain HTTP with it for a year, so no one on the path can strip TLS.
+const hsts = "max-age=31536000"
+
+// setSecurityHeaders sets the headers every answer carries; https says
+// whether the browser's side is encrypted (see cameThroughHTTPS), the only
+// case where HSTS may be sent.
+func setSecurityHeaders(c fiber.Ctx, https bool) {
+	if https {
+		c.Set(fiber.HeaderStrictTransportSecurity, hsts)
+	}
 	c.Set("X-Content-Type-Options", "nosniff")
 	c.Set("X-Frame-Options", "DENY")
 	c.Set("Referrer-Policy", "no-referrer")
@@ -97,9 +109,11 @@ func setSecurityHeaders(c fiber.Ctx) {
 	c.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
 }
 
-// newApp builds the Fiber app. It deliberately has no request logger: the
-// login URL carries the token in its query string.
+// newApp builds the Fiber app, and the login state it serves (see
+// webAuth). It deliberately has no request logger: login URLs carry a
+// token or a login code in their query string.
 func (d *Dashboard) newApp() *fiber.App {
+	d.auth = newWebAuth(d.DataDir, d.log, time.Now())
 	app := fiber.New(fiber.Config{
 		// Values from Ctx outlive handlers here (bot names go to background
 		// status requests), so they must not alias fasthttp's reused buffers.
@@ -112,7 +126,7 @@ func (d *Dashboard) newApp() *fiber.App {
 		DisableHeadAutoRegister: true,
 	})
 	app.Use(func(c fiber.Ctx) error {
-		setSecurityHeaders(c)
+		setSecurityHeaders(c, d.cameThroughHTTPS(c))
 		return c.Next()
 	})
 
@@ -121,9 +135,13 @@ func (d *Dashboard) newApp() *fiber.App {
 	app.Get("/static/*", d.handleStatic)
 	app.Get("/login", d.handleLogin)
 	// The page's form posts the token, so it stays out of the address bar
-	// and the history; GET serves the link printed at start.
+	// and the history; GET serves the one-time link printed at start (and
+	// the old ?token= link, which nothing prints any more).
 	app.Post("/login", d.handleLogin)
-	app.Get("/logout", d.handleLogout)
+	// Logging out is a write: POST with the session's logout token. GET
+	// only leads back to the page, so a link or an image cannot log out.
+	app.Post("/logout", d.handleLogout)
+	app.Get("/logout", func(c fiber.Ctx) error { return c.Redirect().Status(fiber.StatusSeeOther).To("/") })
 
 	api := app.Group("/api", d.requireAuth)
 	api.Get("/session", d.handleSession)
@@ -137,14 +155,15 @@ func (d *Dashboard) newApp() *fiber.App {
 	}
 	api.Get("/events", d.handleEvents)
 	api.Get("/stream", d.handleStream)
-	refuseUnknownMethods(app)
+	api.Post("/login-link", d.handleLoginLink)
+	refuseUnknownMethods(app, d.cameThroughHTTPS)
 	return app
 }
 
 // handleError turns every error into the JSON error body, with the security
 // headers even for errors raised before any middleware ran.
 func (d *Dashboard) handleError(c fiber.Ctx, err error) error {
-	setSecurityHeaders(c)
+	setSecurityHeaders(c, d.cameThroughHTTPS(c))
 	var fe *fiber.Error
 	if !errors.As(err, &fe) {
 		// c.Path has no query string, so this never logs a token.
@@ -182,15 +201,28 @@ func (d *Dashboard) authenticate(c fiber.Ctx) (authKind, role, string) {
 		return authNone, roleNone, ""
 	}
 	if v := c.Cookies(SessionCookie); v != "" {
-		now := time.Now()
-		switch {
-		case d.keys.sessionOK(v, now):
-			return authCookie, roleOperator, v
-		case d.viewer.keys.sessionOK(v, now):
-			return authCookie, roleViewer, v
+		if _, _, r, ok := d.liveSession(v, time.Now()); ok {
+			return authCookie, r, v
 		}
 	}
 	return authNone, roleNone, ""
+}
+
+// liveSession checks a session cookie value against the operator's keys,
+// then the viewer's, and against the sessions ended by logout.
+func (d *Dashboard) liveSession(v string, now time.Time) (keys sessionKeys, id string, r role, ok bool) {
+	for _, k := range []struct {
+		keys sessionKeys
+		role role
+	}{{d.keys, roleOperator}, {d.viewer.keys, roleViewer}} {
+		if id, issued, ok := k.keys.parseSession(v, now); ok {
+			if !d.auth.live(id, issued) {
+				return sessionKeys{}, "", roleNone, false
+			}
+			return k.keys, id, k.role, true
+		}
+	}
+	return sessionKeys{}, "", roleNone, false
 }
 
 // requireAuth guards every /api/ route: nothing behind it runs without a
@@ -223,13 +255,16 @@ func safeMethod(m string) bool {
 
 // sessionInfo is what the page learns about its session.
 type sessionInfo struct {
-	OK         bool   `json:"ok"`
-	Auth       string `json:"auth"`
-	Role       string `json:"role"` // "operator" or "viewer"
-	CSRFToken  string `json:"csrf_token,omitempty"`
-	DefaultBot string `json:"default_bot"`
-	Version    string `json:"version,omitempty"`
-	Host       string `json:"host"`
+	OK        bool   `json:"ok"`
+	Auth      string `json:"auth"`
+	Role      string `json:"role"` // "operator" or "viewer"
+	CSRFToken string `json:"csrf_token,omitempty"`
+	// LogoutToken goes with POST /logout (form field csrf, or the
+	// X-CSRF-Token header); every cookie session, a viewer's too, gets one.
+	LogoutToken string `json:"logout_token,omitempty"`
+	DefaultBot  string `json:"default_bot"`
+	Version     string `json:"version,omitempty"`
+	Host        string `json:"host"`
 }
 
 func (d *Dashboard) handleSession(c fiber.Ctx) error {
@@ -240,6 +275,13 @@ func (d *Dashboard) handleSession(c fiber.Ctx) error {
 	// A viewer gets no CSRF token: it has no write to protect.
 	if kind == authCookie && r == roleOperator {
 		info.CSRFToken = d.keys.csrf(session)
+	}
+	if kind == authCookie {
+		keys := d.keys
+		if r == roleViewer {
+			keys = d.viewer.keys
+		}
+		info.LogoutToken = keys.logoutToken(session)
 	}
 	return c.JSON(info)
 }
@@ -340,9 +382,25 @@ func (d *Dashboard) handleCommand(c fiber.Ctx, name, op string) error {
 // handleStream serves server-sent events: a "status" event per bot at once,
 // then one whenever a status changes, and an "event" event per lifecycle
 // event.
+//
+// Streams are capped per browser session (maxStreamsPerSession), per token
+// given as Bearer (maxStreamsPerBearer) and in all (maxStreamsTotal), as
+// each holds a goroutine and a buffer for as long as the client likes.
 func (d *Dashboard) handleStream(c fiber.Ctx) error {
+	kind, _ := c.Locals(keyAuth).(authKind)
+	r, _ := c.Locals(keyRole).(role)
+	key, limit := "bearer "+r.String(), maxStreamsPerBearer
+	if kind == authCookie {
+		session, _ := c.Locals(keySession).(string)
+		key, limit = "session "+session, maxStreamsPerSession
+	}
+	if !d.auth.openStream(key, limit) {
+		return fail(c, fiber.StatusTooManyRequests,
+			fmt.Sprintf("too many live streams (at most %d per %s, %d in all); close another tab or stream first", limit, kind, maxStreamsTotal))
+	}
 	sub, snapshot := d.state.subscribe()
 	if sub == nil {
+		d.auth.closeStream(key)
 		return fail(c, fiber.StatusServiceUnavailable, "dashboard is shutting down")
 	}
 	c.Set(fiber.HeaderContentType, "text/event-stream")
@@ -353,6 +411,7 @@ func (d *Dashboard) handleStream(c fiber.Ctx) error {
 	// wait for it.
 	return c.SendStreamWriter(func(w *bufio.Writer) {
 		defer d.state.streams.Done()
+		defer d.auth.closeStream(key)
 		defer d.state.unsubscribe(sub)
 		if _, err := w.WriteString("retry: 2000\n\n"); err != nil {
 			return
@@ -429,17 +488,17 @@ func (d *Dashboard) sendAsset(c fiber.Ctx, name string) error {
 	return c.Send(data)
 }
 
-// handleLogin turns the token (in the query of GET, in the form of POST)
-// into a session cookie and sends the browser to the page, so the token
-// leaves the address bar at once. The viewer token opens a viewer session,
-// signed with the viewer's keys.
+// handleLogin turns a one-time login code (GET ?code=), or the token (in
+// the form of POST, or the old GET ?token=), into a session cookie and
+// sends the browser to the page, so neither stays in the address bar. The
+// viewer token opens a viewer session, signed with the viewer's keys.
 func (d *Dashboard) handleLogin(c fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	token := c.Query("token")
+	token, code := c.Query("token"), c.Query("code")
 	if c.Method() == fiber.MethodPost {
-		token = strings.TrimSpace(c.FormValue("token"))
+		token, code = strings.TrimSpace(c.FormValue("token")), ""
 	}
-	if token == "" {
+	if token == "" && code == "" {
 		return sendHTML(c, fiber.StatusOK, loginPage(""))
 	}
 	ip := c.IP()
@@ -450,17 +509,31 @@ func (d *Dashboard) handleLogin(c fiber.Ctx) error {
 		return sendHTML(c, fiber.StatusTooManyRequests,
 			loginPage(fmt.Sprintf("Too many wrong tokens from your address. Try again in %d s.", secs)))
 	}
-	keys, r := d.keys, roleOperator
+	r := roleNone
 	switch {
-	case d.keys.tokenOK(token):
-	case d.viewer.keys.tokenOK(token):
-		keys, r = d.viewer.keys, roleViewer
-	default:
+	case token != "" && d.keys.tokenOK(token):
+		r = roleOperator
+	case token != "" && d.viewer.keys.tokenOK(token):
+		r = roleViewer
+	case token != "":
 		d.limiter.fail(ip, now)
 		d.log.Warn("login with a wrong token", "client", ip)
 		return sendHTML(c, fiber.StatusUnauthorized,
 			loginPage("Wrong token. Use the token printed where the dashboard was started, or the one in its data/"+TokenFile+
 				" (or data/"+ViewerTokenFile+" to watch only)."))
+	default:
+		var ok bool
+		if r, ok = d.auth.useLink(code, now); !ok {
+			d.limiter.fail(ip, now)
+			d.log.Warn("login with a used, expired or unknown link", "client", ip)
+			return sendHTML(c, fiber.StatusUnauthorized,
+				loginPage("This login link was already used or has expired (links work once, for 10 minutes). "+
+					"Paste the token below, or get a new link with POST /api/login-link."))
+		}
+	}
+	keys := d.keys
+	if r == roleViewer {
+		keys = d.viewer.keys
 	}
 	d.limiter.succeed(ip)
 	c.Cookie(&fiber.Cookie{
@@ -472,24 +545,98 @@ func (d *Dashboard) handleLogin(c fiber.Ctx) error {
 		SameSite: fiber.CookieSameSiteStrictMode,
 		Secure:   d.cameThroughHTTPS(c),
 	})
-	d.log.Info("browser logged in", "client", ip, "role", r.String())
+	how := "token"
+	if code != "" {
+		how = "link"
+	}
+	d.log.Info("browser logged in", "client", ip, "role", r.String(), "with", how)
 	return c.Redirect().Status(fiber.StatusSeeOther).To("/")
 }
 
-// cameThroughHTTPS reports whether the browser reached the dashboard over
-// HTTPS: served with TLS here, or through a remote listener whose public URL
-// is https (a tunnel ends TLS before the connection gets here, yet the
-// browser's side is encrypted, and its session cookie must stay so).
-func (d *Dashboard) cameThroughHTTPS(c fiber.Ctx) bool {
-	if c.Secure() {
-		return true
-	}
-	_, remote := c.RequestCtx().Conn().(remoteConn)
-	return remote && strings.HasPrefix(d.RemoteURL(), "https://")
+// loginURL returns a fresh one-time login link on base (scheme://host)
+// for the operator, for the banner.
+func (d *Dashboard) loginURL(base string) string {
+	code, _ := d.auth.newLink(roleOperator, time.Now())
+	return base + "/login?code=" + code
 }
 
+// loginLinkRequest is the optional body of POST /api/login-link.
+type loginLinkRequest struct {
+	Role string `json:"role"` // "operator" (default) or "viewer"
+}
+
+// loginLinkReply is the answer to POST /api/login-link.
+type loginLinkReply struct {
+	OK        bool      `json:"ok"`
+	URL       string    `json:"url"`
+	Path      string    `json:"path"`
+	Role      string    `json:"role"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// handleLoginLink makes a one-time login link, for an operator who wants to
+// open the page somewhere without pasting the token. Only an operator gets
+// here (requireAuth refuses a viewer's write).
+func (d *Dashboard) handleLoginLink(c fiber.Ctx) error {
+	var req loginLinkRequest
+	if body := bytes.TrimSpace(c.Body()); len(body) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil || dec.More() {
+			return fail(c, fiber.StatusBadRequest, `request body must be empty, {}, or {"role":"operator"|"viewer"}`)
+		}
+	}
+	r := roleOperator
+	switch req.Role {
+	case "", "operator":
+	case "viewer":
+		r = roleViewer
+	default:
+		return fail(c, fiber.StatusBadRequest, `role must be "operator" or "viewer"`)
+	}
+	code, expires := d.auth.newLink(r, time.Now())
+	scheme := "http://"
+	if d.cameThroughHTTPS(c) {
+		scheme = "https://"
+	}
+	path := "/login?code=" + code
+	d.log.Info("login link made", "client", c.IP(), "role", r.String())
+	return c.JSON(loginLinkReply{OK: true, URL: scheme + c.Host() + path, Path: path, Role: r.String(), ExpiresAt: expires.UTC()})
+}
+
+// cameThroughHTTPS reports whether the browser reached the dashboard over
+// HTTPS: through the TLS listener here (Fiber's c.Secure compares the
+// protocol, "HTTP/1.1", with "https", so it never says so), or through a
+// remote listener whose public URL is https (a tunnel ends TLS before the
+// connection gets here, yet the browser's side is encrypted, and its
+// session cookie must stay so).
+func (d *Dashboard) cameThroughHTTPS(c fiber.Ctx) bool {
+	if _, remote := c.RequestCtx().Conn().(remoteConn); remote {
+		return strings.HasPrefix(d.RemoteURL(), "https://")
+	}
+	return d.TLSCert != "" || c.RequestCtx().IsTLS()
+}
+
+// handleLogout ends the browser's session for good (a copy of the cookie
+// stops working too) and clears the cookie. A live session must show its
+// logout token, so another site cannot log the browser out.
 func (d *Dashboard) handleLogout(c fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
+	now := time.Now()
+	if v := c.Cookies(SessionCookie); v != "" {
+		if keys, id, r, ok := d.liveSession(v, now); ok {
+			presented := c.Get(CSRFHeader)
+			if presented == "" {
+				presented = c.FormValue("csrf")
+			}
+			if !keys.logoutOK(v, presented) {
+				return fail(c, fiber.StatusForbidden, "missing or wrong logout token (form field csrf or "+CSRFHeader+" header); reload the page")
+			}
+			_, issued, _ := keys.parseSession(v, now)
+			d.auth.revoke(id, issued, now)
+			d.log.Info("browser logged out", "client", c.IP(), "role", r.String())
+		}
+	}
 	c.Cookie(&fiber.Cookie{
 		Name:     SessionCookie,
 		Value:    "",
@@ -498,6 +645,7 @@ func (d *Dashboard) handleLogout(c fiber.Ctx) error {
 		Expires:  time.Unix(0, 0),
 		HTTPOnly: true,
 		SameSite: fiber.CookieSameSiteStrictMode,
+		Secure:   d.cameThroughHTTPS(c),
 	})
 	return c.Redirect().Status(fiber.StatusSeeOther).To("/")
 }

@@ -106,7 +106,7 @@ func TestRemoteListenerServesAndClosesWithDashboard(t *testing.T) {
 		t.Errorf("RemoteURL() = %q", td.RemoteURL())
 	}
 	out := td.out.String()
-	for _, want := range []string{"  remote:     " + remote.url + "/\n", remote.url + "/login?token=" + td.AccessToken()} {
+	for _, want := range []string{"  remote:     " + remote.url + "/\n", remote.url + "/login?code="} {
 		if !strings.Contains(out, want) {
 			t.Errorf("banner lacks %q:\n%s", want, out)
 		}

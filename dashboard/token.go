@@ -26,6 +26,8 @@ const (
 	maxTokenLen   = 512
 	tokenBytes    = 32
 	sessionMaxAge = 30 * 24 * time.Hour
+	// sessionIDBytes is the random part of a session cookie.
+	sessionIDBytes = 16
 )
 
 func tokenPath(dataDir string) string { return filepath.Join(dataDir, TokenFile) }
@@ -47,6 +49,20 @@ func ensureDataDir(dir string) error {
 	f.Close()
 	if err := os.Remove(name); err != nil {
 		return notWritable(err)
+	}
+	return nil
+}
+
+// CheckToken refuses a given access token that would not be safe: not
+// printable ASCII without spaces, or shorter than 16 characters (anyone who
+// reaches the dashboard could guess it). The error names --token and never
+// contains the token.
+func CheckToken(t string) error {
+	if err := checkToken(t); err != nil {
+		return fmt.Errorf("check --token: %w", err)
+	}
+	if len(t) < minTokenLen {
+		return fmt.Errorf("check --token: it is shorter than %d characters (openssl rand -hex 32 makes a good one)", minTokenLen)
 	}
 	return nil
 }
@@ -156,7 +172,7 @@ func (d *Dashboard) settleTokenIn(given, path, what, flag string) (token string,
 			return "", false, fmt.Errorf("check %s: %w", flag, err)
 		}
 		if len(given) < minTokenLen {
-			d.log.Warn(what+" is short; anyone who can reach the dashboard may guess it", "min_length", minTokenLen)
+			return "", false, fmt.Errorf("check %s: it is shorter than %d characters (openssl rand -hex 32 makes a good one)", flag, minTokenLen)
 		}
 		return given, false, nil
 	}
@@ -266,32 +282,51 @@ func (k sessionKeys) sign(parts ...string) string {
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
 }
 
-// newSession returns a cookie value "v1.<unix issued>.<mac>".
+// newSession returns a cookie value "v2.<id>.<unix issued>.<mac>". The
+// random id lets one session be ended (logout) without ending the others.
 func (k sessionKeys) newSession(now time.Time) string {
+	id := randomHex(sessionIDBytes)
 	ts := strconv.FormatInt(now.Unix(), 10)
-	return "v1." + ts + "." + k.sign(k.label, ts)
+	return "v2." + id + "." + ts + "." + k.sign(k.label, id, ts)
+}
+
+// parseSession checks a cookie value's MAC and age and returns its id and
+// when it was issued (unix seconds). Whether it was ended since is the
+// session table's to say.
+func (k sessionKeys) parseSession(v string, now time.Time) (id string, issued int64, ok bool) {
+	parts := strings.Split(v, ".")
+	if len(parts) != 4 || parts[0] != "v2" || len(parts[1]) != 2*sessionIDBytes {
+		return "", 0, false
+	}
+	id, ts, mac := parts[1], parts[2], parts[3]
+	want := k.sign(k.label, id, ts)
+	if subtle.ConstantTimeCompare([]byte(mac), []byte(want)) != 1 {
+		return "", 0, false
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	age := now.Sub(time.Unix(sec, 0))
+	if age < -time.Minute || age >= sessionMaxAge {
+		return "", 0, false
+	}
+	return id, sec, true
 }
 
 // sessionOK checks a cookie value's MAC and age.
 func (k sessionKeys) sessionOK(v string, now time.Time) bool {
-	ver, rest, ok := strings.Cut(v, ".")
-	if !ok || ver != "v1" {
-		return false
-	}
-	ts, mac, ok := strings.Cut(rest, ".")
-	if !ok {
-		return false
-	}
-	want := k.sign(k.label, ts)
-	if subtle.ConstantTimeCompare([]byte(mac), []byte(want)) != 1 {
-		return false
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return false
-	}
-	age := now.Sub(time.Unix(sec, 0))
-	return age >= -time.Minute && age < sessionMaxAge
+	_, _, ok := k.parseSession(v, now)
+	return ok
+}
+
+// logoutToken is what a session must show to end itself: logging a browser
+// out is a write, so it needs a token another site cannot know. It differs
+// from the CSRF token, which a viewer never gets.
+func (k sessionKeys) logoutToken(session string) string { return k.sign("logout", session) }
+
+func (k sessionKeys) logoutOK(session, presented string) bool {
+	return presented != "" && subtle.ConstantTimeCompare([]byte(presented), []byte(k.logoutToken(session))) == 1
 }
 
 // csrf is the CSRF token that goes with a session cookie value.

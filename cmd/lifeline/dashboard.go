@@ -77,8 +77,8 @@ func (c *DashboardCommand) flagSet() *flag.FlagSet {
 func (c *DashboardCommand) Usage() {
 	writeHelp(c.env.stdout, "lifeline dashboard [flags]", dashboardSummary, `The dashboard embeds the bus (a NATS server) that agents and bots connect to,
 serves the web page with the Emergency Bot Controls, and the HTTP API. It prints
-the login URL and the access token when it starts. Stopping it (Ctrl+C) never
-stops a bot.
+a one-time login link (good for 10 minutes) and where the access token is when
+it starts. Stopping it (Ctrl+C) never stops a bot.
 
 Several dashboards join their buses into one NATS cluster with --cluster and
 --routes: agents, bots and CLIs given all their bus URLs fail over when one
@@ -94,7 +94,7 @@ ngrok URL, behind the same tokens.
 Examples:
   lifeline dashboard
   lifeline dashboard --http 127.0.0.1:9000 --nats-listen 0.0.0.0:4222 --nats-users users.txt
-  LIFELINE_TOKEN=s3cret lifeline dashboard
+  LIFELINE_TOKEN=$(openssl rand -hex 32) lifeline dashboard
   lifeline dashboard --nats-listen 0.0.0.0:4222 --cluster 0.0.0.0:6222 --nats-users users.txt \
       --routes nats://dash-a:6222,nats://dash-b:6222,nats://dash-c:6222
   lifeline dashboard --nats-url nats://lifeline:s3cret-password@nats.example:4222 --no-history
@@ -154,6 +154,13 @@ func (c *DashboardCommand) validate() error {
 	}
 	if c.NATSCA != "" && c.NATSURL == "" {
 		return errors.New("--nats-ca goes with --nats-url (an existing NATS using TLS with a private CA); the embedded bus needs none, as the dashboard reaches it in-process (agents, bots and the CLI take --nats-ca for it)")
+	}
+	if c.Token != "" {
+		// A short token is refused, not warned about: anyone who reaches
+		// the page could guess it.
+		if err := dashboard.CheckToken(c.Token); err != nil {
+			return err
+		}
 	}
 	if c.ViewerToken != "" {
 		if err := dashboard.CheckViewerToken(c.ViewerToken, c.Token); err != nil {

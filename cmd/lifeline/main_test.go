@@ -253,14 +253,14 @@ func TestEveryFlagFromEnvironment(t *testing.T) {
 		t.Errorf("agent from environment: %+v", a)
 	}
 
-	t.Setenv("LIFELINE_TOKEN", "s3cret")
+	t.Setenv("LIFELINE_TOKEN", "s3cret-0123456789")
 	t.Setenv("LIFELINE_VERBOSE", "1")
 	t.Setenv("LIFELINE_HTTP", "127.0.0.1:9000")
 	d := &DashboardCommand{}
 	if err := d.ParseFlags([]string{"-http=127.0.0.1:9001"}); err != nil {
 		t.Fatal(err)
 	}
-	if d.Token != "s3cret" || !d.Verbose || d.HTTP != "127.0.0.1:9001" || d.NATSListen != "127.0.0.1:4222" {
+	if d.Token != "s3cret-0123456789" || !d.Verbose || d.HTTP != "127.0.0.1:9001" || d.NATSListen != "127.0.0.1:4222" {
 		t.Errorf("dashboard from environment: %+v", d)
 	}
 

@@ -244,6 +244,9 @@
     page.csrf = body.csrf_token || "";
     page.defaultBot = body.default_bot || "bot";
     page.role = body.role === "viewer" ? "viewer" : "operator";
+    // Logging out is a POST with the session's logout token, so no other
+    // site can log this browser out.
+    $("logout-csrf").value = body.logout_token || "";
     $("logout-link").hidden = body.auth !== "cookie";
     applyRole();
     if (body.version) $("live-indicator").title = "dashboard " + body.version + (body.host ? " on " + body.host : "");
