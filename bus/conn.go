@@ -65,7 +65,7 @@ func Connect(urls, name string, retry bool, opts ...nats.Option) (*nats.Conn, er
 	}
 	nc, err := nats.Connect(urls, append(base, opts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to bus at %s: %w", Redact(urls), err)
+		return nil, fmt.Errorf("connect to bus at %s: %w", Redact(urls), loginRefused(err))
 	}
 	return nc, nil
 }
