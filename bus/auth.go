@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 )
 
 // Role is what a bus user may do. The server enforces it with NATS
@@ -32,67 +33,102 @@ const (
 	RoleBot Role = "bot"
 )
 
-// User is one bus account.
+// User is one bus account: a password login or an nkey login.
 type User struct {
-	Name     string
+	// Name is the login's name, and so its inbox name (InboxPrefix): no
+	// other login may read replies sent there.
+	Name string
+	// Password, for a password login.
 	Password string
-	Role     Role
-	Bot      string // for RoleAgent and RoleBot: the bot's name
+	// NKey is the public key ("U...") of an nkey login; its holder proves
+	// the seed by signing the server's challenge, and no secret crosses
+	// the wire. An nkey login may also receive replies below
+	// InboxPrefix(NKey), for seeds that carry no login name.
+	NKey string
+	Role Role
+	// Bot is the one bot an agent or bot login serves, or "*" for any bot
+	// (the bus directory's shared agent and bot logins).
+	Bot string
 }
 
 // ErrNoCredentials refuses a bus that would listen beyond loopback with
 // nobody required to log in.
-var ErrNoCredentials = errors.New("the bus listens beyond loopback but has no users; give it some with --nats-users FILE")
+var ErrNoCredentials = errors.New("the bus listens beyond loopback but has no users")
 
-// Permissions returns the NATS permissions of role; bot names the one bot an
-// agent or bot account serves.
-func Permissions(role Role, bot string) (*server.Permissions, error) {
+// ErrNoRouteCredentials refuses a cluster port beyond loopback that would
+// take any server as a route.
+var ErrNoRouteCredentials = errors.New("the cluster listens beyond loopback but has no route credentials")
+
+// Permissions returns the NATS permissions of user u. Each role may
+// subscribe only to what its work needs, and replies reach only the inbox
+// of the login that asked.
+func Permissions(u User) (*server.Permissions, error) {
+	if u.Role == RoleAdmin {
+		return nil, nil // the dashboards' own in-process login
+	}
+	if !validToken(u.Name, 64) {
+		return nil, fmt.Errorf("login name %q: want 1-64 of A-Z a-z 0-9 _ -", u.Name)
+	}
+	inbox := []string{InboxPrefix(u.Name) + ".>"}
+	if u.NKey != "" {
+		inbox = append(inbox, InboxPrefix(u.NKey)+".>")
+	}
 	allow := func(pub, sub []string) *server.Permissions {
 		return &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: pub},
 			Subscribe: &server.SubjectPermission{Allow: sub},
-			// Replies to requests (micro endpoints, shutdown) go to the
-			// requester's inbox, whatever its name.
+			// A responder may answer a request it received, once, to the
+			// reply subject the requester chose: that is how micro
+			// endpoints, discovery and shutdown reply.
 			Response: &server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute},
 		}
 	}
-	// Discovery and request/reply need these whatever the role; reading the
-	// JetStream API lets `nats stream ls` and history work, not change them.
-	// No role but admin (the dashboards) may publish on HistoryWildcard:
-	// history holds only what a dashboard received as an event.
-	srv := []string{"$SRV.>"}
+	// Asking for discovery ($SRV.PING|INFO|STATS[.name[.id]]) is open to
+	// all; answering it is scoped per service below, so no login can pose
+	// as another role's service. Reading the JetStream API lets `nats
+	// stream ls` and the history work, not change them; only the dashboards
+	// (admin) write history.
+	ask := []string{"$SRV.>"}
 	jsRead := []string{"$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST", "$JS.API.STREAM.INFO.*",
 		"$JS.API.STREAM.MSG.GET.*", "$JS.API.DIRECT.GET.>"}
-	inbox := []string{"_INBOX.>"}
-	switch role {
-	case RoleAdmin:
-		return nil, nil // no restrictions
+	answer := func(service string) []string {
+		return []string{"$SRV.PING", "$SRV.INFO", "$SRV.STATS",
+			"$SRV.*." + service, "$SRV.*." + service + ".*"}
+	}
+	watch := []string{HeartbeatWildcard, EventsWildcard}
+	switch u.Role {
 	case RoleOperator:
 		return allow(
-			cat(srv, jsRead, []string{"lifeline.agent.*.status", "lifeline.agent.*.restart", "lifeline.agent.*.stop", "lifeline.agent.*.start"}),
-			cat(inbox, []string{"lifeline.bot.*.heartbeat", "lifeline.events.*"}),
+			cat(ask, jsRead, []string{"lifeline.agent.*.status", "lifeline.agent.*.restart", "lifeline.agent.*.stop", "lifeline.agent.*.start"}),
+			cat(inbox, watch),
 		), nil
 	case RoleViewer:
 		return allow(
-			cat(srv, jsRead, []string{"lifeline.agent.*.status"}),
-			cat(inbox, []string{"lifeline.bot.*.heartbeat", "lifeline.events.*"}),
+			cat(ask, jsRead, []string{"lifeline.agent.*.status"}),
+			cat(inbox, watch),
 		), nil
 	case RoleAgent, RoleBot:
-		if err := ValidName(bot); err != nil {
-			return nil, fmt.Errorf("%s account: %w", role, err)
+		bot := u.Bot
+		if bot != "*" {
+			if err := ValidName(bot); err != nil {
+				return nil, fmt.Errorf("%s account: %w", u.Role, err)
+			}
 		}
-		if role == RoleAgent {
+		if u.Role == RoleAgent {
+			// An agent may also be its bot, so the demo bot it starts can
+			// share its login when the accounts have no bot login.
 			return allow(
-				cat(srv, []string{EventsSubject(bot), ShutdownSubject(bot), AgentSubject(bot, OpStatus), HeartbeatSubject(bot)}),
-				cat(srv, inbox, []string{"lifeline.agent." + bot + ".*", HeartbeatSubject(bot), ShutdownSubject(bot)}),
+				cat(ask, []string{EventsSubject(bot), ShutdownSubject(bot), AgentSubject(bot, OpStatus), HeartbeatSubject(bot)}),
+				cat(inbox, answer(AgentService), answer(BotService),
+					[]string{"lifeline.agent." + bot + ".*", HeartbeatSubject(bot), ShutdownSubject(bot)}),
 			), nil
 		}
 		return allow(
-			cat(srv, []string{HeartbeatSubject(bot)}),
-			cat(srv, inbox, []string{ShutdownSubject(bot)}),
+			cat(ask, []string{HeartbeatSubject(bot)}),
+			cat(inbox, answer(BotService), []string{ShutdownSubject(bot)}),
 		), nil
 	}
-	return nil, fmt.Errorf("unknown role %q (want admin, operator, viewer, agent or bot)", role)
+	return nil, fmt.Errorf("unknown role %q (want admin, operator, viewer, agent or bot)", u.Role)
 }
 
 func cat(lists ...[]string) []string {
@@ -103,11 +139,13 @@ func cat(lists ...[]string) []string {
 	return out
 }
 
-// ReadUsers reads a users file: one account per line, "ROLE USER PASSWORD
-// [BOT]", blank lines and # comments ignored. For example:
+// ReadUsers reads a users file: one account per line, blank lines and #
+// comments ignored. A line is "ROLE USER PASSWORD [BOT]" for a password
+// login, or "ROLE USER NKEY [BOT]" for an nkey login, NKEY being the user's
+// public key ("U...", from `nk -gen user -pubout`). For example:
 //
 //	operator alice  correct-horse-battery
-//	viewer   wall   staple-horse-correct
+//	viewer   wall   UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4
 //	agent    bot-a  another-long-secret  bot
 func ReadUsers(path string) ([]User, error) {
 	f, err := os.Open(path)
@@ -116,6 +154,7 @@ func ReadUsers(path string) ([]User, error) {
 	}
 	defer f.Close()
 	var users []User
+	seen := map[string]bool{}
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -124,20 +163,30 @@ func ReadUsers(path string) ([]User, error) {
 		}
 		f := strings.Fields(line)
 		if len(f) < 3 || len(f) > 4 {
-			return nil, fmt.Errorf("%s:%d: want ROLE USER PASSWORD [BOT]", path, n)
+			return nil, &UsersError{Path: path, Line: n, Err: ErrUsersLine}
 		}
-		u := User{Role: Role(f[0]), Name: f[1], Password: f[2]}
+		u := User{Role: Role(f[0]), Name: f[1]}
+		if nkeys.IsValidPublicUserKey(f[2]) {
+			u.NKey = f[2]
+		} else {
+			u.Password = f[2]
+		}
 		if len(f) == 4 {
 			u.Bot = f[3]
 		}
-		if (u.Role == RoleAgent || u.Role == RoleBot) && u.Bot == "" {
-			return nil, fmt.Errorf("%s:%d: an %s account names its bot: %s USER PASSWORD BOT", path, n, u.Role, u.Role)
+		switch {
+		case u.Role == RoleAdmin:
+			return nil, &UsersError{Path: path, Line: n, Err: errors.New("role admin is the dashboards' own; give people operator")}
+		case (u.Role == RoleAgent || u.Role == RoleBot) && u.Bot == "":
+			return nil, &UsersError{Path: path, Line: n, Err: fmt.Errorf("an %s account names its bot: %s USER PASSWORD|NKEY BOT", u.Role, u.Role)}
+		case u.NKey == "" && len(u.Password) < 12:
+			return nil, &UsersError{Path: path, Line: n, Err: fmt.Errorf("password of %s is shorter than 12 characters", u.Name)}
+		case seen[u.Name]:
+			return nil, &UsersError{Path: path, Line: n, Err: fmt.Errorf("user %s is listed twice", u.Name)}
 		}
-		if len(u.Password) < 12 {
-			return nil, fmt.Errorf("%s:%d: password of %s is shorter than 12 characters", path, n, u.Name)
-		}
-		if _, err := Permissions(u.Role, u.Bot); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
+		seen[u.Name] = true
+		if _, err := Permissions(u); err != nil {
+			return nil, &UsersError{Path: path, Line: n, Err: err}
 		}
 		users = append(users, u)
 	}
@@ -146,6 +195,19 @@ func ReadUsers(path string) ([]User, error) {
 	}
 	return users, nil
 }
+
+// ErrUsersLine is a users-file line of the wrong shape.
+var ErrUsersLine = errors.New("want ROLE USER PASSWORD|NKEY [BOT]")
+
+// UsersError is a bad line of a users file.
+type UsersError struct {
+	Path string
+	Line int
+	Err  error
+}
+
+func (e *UsersError) Error() string { return fmt.Sprintf("%s:%d: %v", e.Path, e.Line, e.Err) }
+func (e *UsersError) Unwrap() error { return e.Err }
 
 // isLoopback reports whether host (from a listen address) accepts only
 // local connections.

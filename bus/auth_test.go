@@ -25,7 +25,8 @@ func startWithUsers(t *testing.T, users []bus.User) *bus.Server {
 
 func connectAs(t *testing.T, s *bus.Server, user, pass string) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo(user, pass), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo(user, pass), nats.CustomInboxPrefix(bus.InboxPrefix(user)),
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	if err != nil {
 		t.Fatalf("connect as %s: %v", user, err)
 	}
@@ -96,9 +97,10 @@ func TestBeyondLoopbackNeedsUsers(t *testing.T) {
 	if !errors.Is(err, bus.ErrNoCredentials) {
 		t.Fatalf("got %v, want ErrNoCredentials", err)
 	}
-	_, err = bus.StartServer(bus.ServerConfig{Listen: "127.0.0.1:0", ClusterListen: "0.0.0.0:0"})
-	if !errors.Is(err, bus.ErrNoCredentials) {
-		t.Fatalf("cluster: got %v, want ErrNoCredentials", err)
+	users := []bus.User{{Name: "op", Password: "a-long-enough-password", Role: bus.RoleOperator}}
+	_, err = bus.StartServer(bus.ServerConfig{Listen: "127.0.0.1:0", ClusterListen: "0.0.0.0:0", Users: users})
+	if !errors.Is(err, bus.ErrNoRouteCredentials) {
+		t.Fatalf("cluster: got %v, want ErrNoRouteCredentials", err)
 	}
 }
 

@@ -27,6 +27,10 @@ type ServerConfig struct {
 	ClusterListen string
 	ClusterName   string
 	Routes        []string
+	// RouteSecret is the password every server of the cluster presents on
+	// its routes and demands on its cluster port, so no other server can
+	// join. Required when the cluster port listens beyond loopback.
+	RouteSecret string
 
 	// StoreDir turns on JetStream, keeping its data there.
 	StoreDir string
@@ -122,12 +126,17 @@ func configure(opts *server.Options, cfg ServerConfig, host string) error {
 		// subscriptions (an agent that has already failed over).
 		opts.Cluster = server.ClusterOpts{Name: name, Host: h, Port: port, ConnectRetries: -1,
 			PingInterval: time.Second, MaxPingsOut: 3}
+		if cfg.RouteSecret != "" {
+			opts.Cluster.Username, opts.Cluster.Password = routeUser, cfg.RouteSecret
+		} else if !isLoopback(h) {
+			return ErrNoRouteCredentials
+		}
 		for _, r := range cfg.Routes {
 			u, err := url.Parse(strings.TrimSpace(r))
 			if err != nil || u.Host == "" {
 				return fmt.Errorf("route %q: want nats://host:port", r)
 			}
-			opts.Routes = append(opts.Routes, u)
+			opts.Routes = append(opts.Routes, withRouteLogin(u, cfg.RouteSecret))
 		}
 	}
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {
@@ -146,7 +155,7 @@ func configure(opts *server.Options, cfg ServerConfig, host string) error {
 			if opts.Cluster.Port == server.RANDOM_PORT {
 				return errors.New("a clustered bus with history needs --routes (or a fixed --cluster port)")
 			}
-			opts.Routes = []*url.URL{{Scheme: "nats", Host: cfg.ClusterListen}}
+			opts.Routes = []*url.URL{withRouteLogin(&url.URL{Scheme: "nats", Host: cfg.ClusterListen}, cfg.RouteSecret)}
 		}
 	}
 	if len(cfg.Users) == 0 {
@@ -156,13 +165,32 @@ func configure(opts *server.Options, cfg ServerConfig, host string) error {
 		return nil
 	}
 	for _, u := range cfg.Users {
-		perms, err := Permissions(u.Role, u.Bot)
+		perms, err := Permissions(u)
 		if err != nil {
 			return fmt.Errorf("bus user %s: %w", u.Name, err)
 		}
-		opts.Users = append(opts.Users, &server.User{Username: u.Name, Password: u.Password, Permissions: perms})
+		if u.NKey != "" {
+			opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: u.NKey, Permissions: perms})
+		} else {
+			opts.Users = append(opts.Users, &server.User{Username: u.Name, Password: u.Password, Permissions: perms})
+		}
 	}
 	return nil
+}
+
+// routeUser is the user name servers of one cluster log in to each other's
+// cluster ports with; the secret is the password.
+const routeUser = "lifeline-route"
+
+// withRouteLogin returns route u carrying the cluster's login, which the
+// server presents when it dials the route.
+func withRouteLogin(u *url.URL, secret string) *url.URL {
+	if secret == "" {
+		return u
+	}
+	c := *u
+	c.User = url.UserPassword(routeUser, secret)
+	return &c
 }
 
 // ClusterURL is the nats://host:port other servers route to, or "" when
