@@ -38,7 +38,13 @@ type Agent struct {
 	// NATSCA is a PEM file of the CA that signed the bus's TLS certificate,
 	// for a bus with a private CA; the demo bot it starts gets it too
 	// (LIFELINE_NATS_CA).
-	NATSCA  string
+	NATSCA string
+	// Login is how the agent logs in to the bus (see bus.ResolveLogin).
+	Login bus.Login
+	// BotNkey is the nkey seed file the agent hands its bot in
+	// LIFELINE_NATS_NKEY (a bot login's, so the bot cannot act as the
+	// agent); empty hands none.
+	BotNkey string
 	PIDFile string
 	LogFile string // the bot's stdout and stderr; empty discards them
 
@@ -158,7 +164,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if cfg.NATSCA != "" {
 		opts = append(opts, nats.RootCAs(cfg.NATSCA))
 	}
-	nc, err := bus.Connect(cfg.NATSURL, "lifeline-agent "+cfg.Name, true, opts...)
+	lopts, err := cfg.Login.Options()
+	if err != nil {
+		return err
+	}
+	nc, err := bus.Connect(cfg.NATSURL, "lifeline-agent "+cfg.Name, true, append(opts, lopts...)...)
 	if err != nil {
 		return err
 	}

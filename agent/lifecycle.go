@@ -77,6 +77,11 @@ func (s *supervisor) spawn() (*proc, error) {
 	if s.cfg.NATSCA != "" {
 		cmd.Env = append(cmd.Env, "LIFELINE_NATS_CA="+s.cfg.NATSCA)
 	}
+	if s.cfg.BotNkey != "" {
+		// A path, never the seed: the environment of a process is visible
+		// to its user only, and a file keeps its own 0600 mode.
+		cmd.Env = append(cmd.Env, "LIFELINE_NATS_NKEY="+s.cfg.BotNkey)
+	}
 	cmd.ExtraFiles = []*os.File{pf.Descriptor()}
 	cmd.SysProcAttr = sysProcAttr()
 	if s.cfg.LogFile != "" {

@@ -50,6 +50,8 @@ type Bot struct {
 	// NATSCA is a PEM file of the CA that signed the bus's TLS certificate,
 	// for a bus with a private CA.
 	NATSCA string
+	// Login is how the bot logs in to the bus (see bus.ResolveLogin).
+	Login bus.Login
 	// PIDFile is the path of the bot's PID file. If the environment names an
 	// inherited descriptor (pidfile.EnvFD), that descriptor must be this file.
 	PIDFile string
@@ -121,7 +123,12 @@ func (b *Bot) Run(ctx context.Context) error {
 	if b.NATSCA != "" {
 		opts = append(opts, nats.RootCAs(b.NATSCA))
 	}
-	nc, err := bus.Connect(bus.URLs(b.NATSURL), "lifeline-bot "+b.Name, true, opts...)
+	lopts, err := b.Login.Options()
+	if err != nil {
+		removePIDFile(pf, log)
+		return err
+	}
+	nc, err := bus.Connect(bus.URLs(b.NATSURL), "lifeline-bot "+b.Name, true, append(opts, lopts...)...)
 	if err != nil {
 		removePIDFile(pf, log)
 		return err

@@ -100,9 +100,17 @@ type Dashboard struct {
 	ClusterListen string
 	ClusterName   string
 	Routes        []string
-	// Users must log in to the bus (see bus.ReadUsers); required when the
-	// bus listens beyond loopback.
+	// Users may log in to the bus (see bus.ReadUsers). Without any, the
+	// dashboard creates, or reuses, the nkey logins of DataDir/bus (see
+	// bus.EnsureDir): the bus never takes an anonymous client.
 	Users []bus.User
+	// RouteSecret is the password the cluster's servers present to each
+	// other; default: DataDir/bus/route.secret when it exists. A cluster
+	// port beyond loopback refuses to start without one.
+	RouteSecret string
+	// NATSNkey is the nkey seed file the dashboard logs in to ExternalNATS
+	// with, when the URL carries no user.
+	NATSNkey string
 	// NoHistory turns off the JetStream stream of lifecycle events.
 	NoHistory bool
 	// ExternalNATS, a comma-separated URL list, makes the dashboard use an
@@ -287,15 +295,27 @@ func (d *Dashboard) startBus() (*bus.Server, error) {
 	if !d.NoHistory {
 		cfg.StoreDir = filepath.Join(d.DataDir, "jetstream")
 	}
-	if len(d.Users) > 0 {
-		// The dashboard's own in-process client logs in as an admin known
-		// only to this process.
-		d.admin = bus.User{Name: "lifeline-dashboard-" + randomHex(8), Password: randomHex(32), Role: bus.RoleAdmin}
-		cfg.Users = append(slices.Clone(d.Users), d.admin)
+	busDir := filepath.Join(d.DataDir, "bus")
+	users := d.Users
+	if len(users) == 0 {
+		var err error
+		if users, err = bus.EnsureDir(busDir); err != nil {
+			return nil, fmt.Errorf("start bus: %w", err)
+		}
 	}
+	if cfg.RouteSecret = d.RouteSecret; cfg.RouteSecret == "" && d.ClusterListen != "" {
+		var err error
+		if cfg.RouteSecret, err = bus.RouteSecret(busDir); err != nil {
+			return nil, fmt.Errorf("start bus: %w", err)
+		}
+	}
+	// The dashboard's own in-process client logs in as an admin known only
+	// to this process.
+	d.admin = bus.User{Name: "lifeline-dashboard-" + randomHex(8), Password: randomHex(32), Role: bus.RoleAdmin}
+	cfg.Users = append(slices.Clone(users), d.admin)
 	srv, err := bus.StartServer(cfg)
 	if err != nil {
-		if errors.Is(err, bus.ErrNoCredentials) {
+		if errors.Is(err, bus.ErrNoCredentials) || errors.Is(err, bus.ErrNoRouteCredentials) {
 			return nil, fmt.Errorf("start bus: %w", err)
 		}
 		return nil, fmt.Errorf("start bus: %w; choose another address with --nats-listen", err)
@@ -360,7 +380,15 @@ func (d *Dashboard) connect() (*nats.Conn, error) {
 			}
 			d.log.Warn("cannot reach the bus; retrying", "bus", bus.Redact(d.ExternalNATS), "err", err)
 		}))
-		nc, err := bus.Connect(d.ExternalNATS, "lifeline-dashboard", true, opts...)
+		login, err := bus.ResolveLogin(d.ExternalNATS, d.NATSNkey, "")
+		if err != nil {
+			return nil, err
+		}
+		lopts, err := login.Options()
+		if err != nil {
+			return nil, err
+		}
+		nc, err := bus.Connect(d.ExternalNATS, "lifeline-dashboard", true, append(opts, lopts...)...)
 		if err != nil {
 			return nil, err
 		}

@@ -26,6 +26,7 @@ type AgentCommand struct {
 	Name             string
 	NATSURL          string
 	NATSCA           string
+	NATSNkey         string
 	PIDFile          string
 	HeartbeatTimeout time.Duration
 	StartTimeout     time.Duration
@@ -44,6 +45,7 @@ func (c *AgentCommand) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.Name, "name", "bot", "Bot to supervise (1-64 of A-Z a-z 0-9 _ -).")
 	fs.StringVar(&c.NATSURL, "nats-url", bus.URLs(""), "Bus to connect to; a comma list gives failover; defaults to $NATS_URL, else nats://127.0.0.1:4222.")
 	fs.StringVar(&c.NATSCA, "nats-ca", "", "Trust the bus's TLS certificate when signed by the CA in `FILE` (PEM); the demo bot gets it too.")
+	fs.StringVar(&c.NATSNkey, "nats-nkey", "", "Log in to the bus with the nkey seed in `FILE`; default: ./data/bus/agent.nk when the bus is on loopback and that file exists. The bot gets bot.nk from the same directory when there is one.")
 	fs.StringVar(&c.PIDFile, "pid-file", "", "Keep the bot's PID in `FILE` (default: data/NAME.pid, so data/bot.pid).")
 	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 5*time.Second, "Kill and respawn the bot after this long without a heartbeat; 0 turns hang detection off (for programs that send none).")
 	fs.DurationVar(&c.StartTimeout, "start-timeout", 30*time.Second, "Longest wait for a new bot's first heartbeat before it counts as hung.")
@@ -72,11 +74,13 @@ Examples:
   lifeline agent
   lifeline agent --name mybot --heartbeat-timeout 0 -- python3 mybot.py --verbose
   lifeline agent --name worker --nats-url nats://dash.example:4222 -- ./worker
-  lifeline agent --nats-url tls://bot-a:long-secret@dash-a:4222,tls://bot-a:long-secret@dash-b:4222 --nats-ca ca.pem
+  lifeline agent --nats-url tls://dash-a:4222,tls://dash-b:4222 --nats-nkey agent.nk --nats-ca ca.pem
 
-Credentials for a bus with users go in the URL (nats://USER:PASSWORD@host:port)
-or in $NATS_URL; logs and messages show the password as xxxxx.`,
-		(&AgentCommand{}).flagSet(), "name", "nats-url", "nats-ca", "pid-file", "heartbeat-timeout", "start-timeout", "stop-timeout",
+The bus takes no anonymous client. Beside a dashboard started in the same
+directory, the agent logs in with ./data/bus/agent.nk by itself; elsewhere give
+it a copy of that file (--nats-nkey), or a password login in $NATS_URL
+(nats://USER:PASSWORD@host:port), never in argv: logs show it as xxxxx.`,
+		(&AgentCommand{}).flagSet(), "name", "nats-url", "nats-nkey", "nats-ca", "pid-file", "heartbeat-timeout", "start-timeout", "stop-timeout",
 		"log-file", "backoff-min", "backoff-max", "backoff-reset", "stop-bot-on-exit")
 }
 
@@ -134,10 +138,16 @@ func (c *AgentCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return advise(fmt.Errorf("find the lifeline binary: %w", err), "run lifeline by its full path")
 	}
+	login, err := bus.ResolveLogin(c.NATSURL, c.NATSNkey, bus.LoginAgent)
+	if err != nil {
+		return adviseLogin(err)
+	}
 	a := &agent.Agent{
 		Name:             c.Name,
 		NATSURL:          c.NATSURL,
 		NATSCA:           c.NATSCA,
+		Login:            login,
+		BotNkey:          botNkey(login),
 		PIDFile:          orDefault(c.PIDFile, filepath.Join("data", c.Name+".pid")),
 		LogFile:          orDefault(c.LogFile, filepath.Join("data", c.Name+".log")),
 		Command:          c.Command,
@@ -173,4 +183,31 @@ func orDefault(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// botNkey is the seed file the agent hands its bot: the bot login beside the
+// agent's own seed when there is one, so the bot cannot act as the agent;
+// else the agent's own; else none.
+func botNkey(l bus.Login) string {
+	if l.NkeyFile == "" {
+		return ""
+	}
+	own, err := filepath.Abs(l.NkeyFile)
+	if err != nil {
+		return l.NkeyFile
+	}
+	if b := bus.SeedFile(filepath.Dir(own), bus.LoginBot); b != own {
+		if st, err := os.Lstat(b); err == nil && st.Mode().IsRegular() {
+			return b
+		}
+	}
+	return own
+}
+
+// adviseLogin explains a bus login that could not be read.
+func adviseLogin(err error) error {
+	if errors.Is(err, bus.ErrNotPrivate) {
+		return advise(err, "credentials must be readable by their owner only")
+	}
+	return advise(err, "check --nats-nkey (LIFELINE_NATS_NKEY): a seed file the dashboard made in its data/bus/, or one from `nk -gen user`")
 }

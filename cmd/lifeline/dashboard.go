@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"syscall"
 
@@ -35,6 +36,8 @@ type DashboardCommand struct {
 	ClusterName string
 	Routes      string
 	NATSUsers   string
+	ClusterKey  string
+	NATSNkey    string
 	NoHistory   bool
 	NATSURL     string
 	TLSCert     string
@@ -61,7 +64,9 @@ func (c *DashboardCommand) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.Cluster, "cluster", "", "Join other dashboards' buses into one NATS cluster, listening for them on `ADDR` (host:port), for example 0.0.0.0:6222.")
 	fs.StringVar(&c.ClusterName, "cluster-name", "lifeline", "Name of the NATS cluster; every dashboard of one cluster gives the same `NAME`.")
 	fs.StringVar(&c.Routes, "routes", "", "Other dashboards' --cluster addresses as nats://host:port, comma-separated (`URL[,URL]`); listing this dashboard's own is fine, so every dashboard can get the same list.")
-	fs.StringVar(&c.NATSUsers, "nats-users", "", "Require bus logins from `FILE`: one account a line, ROLE USER PASSWORD [BOT] (roles operator, viewer, agent, bot; passwords of 12+ characters). Required when the bus or cluster listens beyond loopback.")
+	fs.StringVar(&c.NATSUsers, "nats-users", "", "Bus logins from `FILE`, instead of the nkey seed files the dashboard keeps in --data/bus/: one account a line, ROLE USER PASSWORD [BOT] or ROLE USER NKEY [BOT] (roles operator, viewer, agent, bot; passwords of 12+ characters; NKEY a user public key from nk -gen user -pubout).")
+	fs.StringVar(&c.ClusterKey, "cluster-secret", "", "Password the cluster's servers present to each other on their routes, read from `FILE` (default: --data/bus/route.secret, which the dashboard creates unless --nats-users is given). Required when --cluster listens beyond loopback.")
+	fs.StringVar(&c.NATSNkey, "nats-nkey", "", "With --nats-url: log in to the existing NATS with the nkey seed in `FILE`.")
 	fs.BoolVar(&c.NoHistory, "no-history", false, "Keep no JetStream history of lifecycle events (the page shows live events only).")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "Use an existing NATS at `URL[,URL]` instead of embedding one (credentials in the URL: nats://user:pass@host:4222); not with --nats-listen, --cluster, --routes or --nats-users.")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "Serve the page and API over HTTPS with this certificate `FILE` (PEM), with --tls-key.")
@@ -108,7 +113,7 @@ A users file (--nats-users):
   viewer   wall   staple-horse-correct
   agent    bot-a  another-long-secret  bot`,
 		(&DashboardCommand{}).flagSet(), "http", "nats-listen", "data", "token", "viewer-token", "default-bot",
-		"cluster", "cluster-name", "routes", "nats-users", "no-history", "nats-url", "nats-ca",
+		"cluster", "cluster-name", "routes", "cluster-secret", "nats-users", "no-history", "nats-url", "nats-nkey", "nats-ca",
 		"tls-cert", "tls-key", "nats-tls-cert", "nats-tls-key", "ngrok", "verbose")
 }
 
@@ -276,7 +281,19 @@ func (c *DashboardCommand) Run(ctx context.Context, args []string) error {
 			return advise(fmt.Errorf("--nats-users %s lists no accounts", c.NATSUsers), "add some: one a line, ROLE USER PASSWORD [BOT]")
 		}
 	}
+	var routeSecret string
+	if c.ClusterKey != "" {
+		b, err := os.ReadFile(c.ClusterKey)
+		if err != nil {
+			return advise(fmt.Errorf("--cluster-secret: %w", err), "give a file holding the cluster's route password (every dashboard of the cluster the same)")
+		}
+		if routeSecret = strings.TrimSpace(string(b)); len(routeSecret) < 16 {
+			return usageErr("dashboard", fmt.Errorf("--cluster-secret %s: the password is shorter than 16 characters", c.ClusterKey))
+		}
+	}
 	d := &dashboard.Dashboard{
+		RouteSecret:   routeSecret,
+		NATSNkey:      c.NATSNkey,
 		HTTPAddr:      c.HTTP,
 		NATSListen:    c.NATSListen,
 		DataDir:       c.Data,
@@ -309,6 +326,9 @@ func (c *DashboardCommand) Run(ctx context.Context, args []string) error {
 				return nil // Ctrl+C while the tunnel was opening: nothing started
 			}
 			return &advice{err: err, todo: "check the network and NGROK_AUTHTOKEN, or start without --ngrok"}
+		case errors.Is(err, bus.ErrNoRouteCredentials):
+			return &advice{err: fmt.Errorf("refusing to start: the cluster port (--cluster %s) would take any server as a route", c.Cluster),
+				todo: "copy data/bus/ from the first dashboard into this one's --data before it starts (it holds route.secret), or pass --cluster-secret FILE, or listen on 127.0.0.1"}
 		case errors.Is(err, bus.ErrNoCredentials):
 			return &advice{err: fmt.Errorf("refusing to start: the bus (--nats-listen %s, --cluster %q) would listen beyond loopback with nobody required to log in", c.NATSListen, c.Cluster),
 				todo: "pass --nats-users FILE (one account a line: ROLE USER PASSWORD [BOT]), or listen on 127.0.0.1"}
