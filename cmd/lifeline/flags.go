@@ -4,9 +4,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/lifeline-dev/lifeline/bus"
 )
 
 // envPrefix starts the environment variable that can set any flag:
@@ -88,7 +91,7 @@ func setFromEnvironment(fs *flag.FlagSet) error {
 		}
 		if fs.Set(f.Name, v) != nil {
 			// The flag package's own reason is a bare "parse error".
-			err = fmt.Errorf("%s=%q: want %s (for --%s)", key, v, want(f), f.Name)
+			err = fmt.Errorf("%s=%q: want %s (for --%s)", key, shown(f, v), want(f), f.Name)
 		}
 	})
 	return err
@@ -193,9 +196,11 @@ func writeItem(w io.Writer, indent int, label, description string) {
 }
 
 // defaultText prints f's default the way a person writes it: 60s rather
-// than time.Duration's 1m0s.
+// than time.Duration's 1m0s. A default can come from the environment
+// (--nats-url's from $NATS_URL), and help is pasted into issues and chats, so
+// it never shows a secret: see shown.
 func defaultText(f *flag.Flag) string {
-	s := f.DefValue
+	s := shown(f, f.DefValue)
 	if isDuration(f) {
 		if strings.HasSuffix(s, "m0s") {
 			s = strings.TrimSuffix(s, "0s")
@@ -205,6 +210,79 @@ func defaultText(f *flag.Flag) string {
 		}
 	}
 	return s
+}
+
+// redacted stands for a secret in help and messages, as bus.Redact writes a
+// password.
+const redacted = "xxxxx"
+
+// isSecretFlag reports whether the flag called name holds a credential
+// itself (--token, --viewer-token): its value is never printed. By name,
+// so that a credential flag added later is covered without a list to update.
+func isSecretFlag(name string) bool {
+	for _, word := range []string{"token", "password", "secret"} {
+		if strings.Contains(name, word) {
+			return true
+		}
+	}
+	return false
+}
+
+// shown returns value v of flag f as it may be printed: a credential flag's
+// value hidden whole, and in any other value the credentials of every URL
+// hidden (URL flags take comma lists, and any string flag may be given one).
+func shown(f *flag.Flag, v string) string {
+	if v != "" && isSecretFlag(f.Name) {
+		return redacted
+	}
+	return redactURLs(v)
+}
+
+// redactURLs hides the credentials in a comma-separated URL list:
+// "nats://alice:secret@host" becomes "nats://alice:xxxxx@host" (bus.Redact),
+// and a user without a password, which NATS takes as a token
+// ("nats://s3cr3t@host"), becomes "nats://xxxxx@host". nats.go also takes a
+// URL without its scheme ("alice:secret@host:4222"), which url.Parse reads
+// as something else: a part with an "@" that is not a full URL is redacted
+// as text, up to its last "@".
+func redactURLs(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	parts := strings.Split(bus.Redact(s), ",")
+	for i, p := range parts {
+		at := strings.LastIndex(p, "@")
+		if at < 0 {
+			continue
+		}
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err == nil && u.Host != "" && strings.Contains(p, "://") {
+			if u.User != nil && !hasPassword(u.User) {
+				u.User = url.User(redacted)
+				parts[i] = u.String()
+			}
+			continue // the "@" is in the path, or bus.Redact hid the password
+		}
+		start := 0
+		if j := strings.Index(p, "://"); j >= 0 && j < at {
+			start = j + len("://")
+		}
+		user, _, hasColon := strings.Cut(p[start:at], ":")
+		if !hasColon {
+			user = ""
+		}
+		if user != "" {
+			user += ":"
+		}
+		parts[i] = p[:start] + user + redacted + p[at:]
+	}
+	return strings.Join(parts, ",")
+}
+
+// hasPassword reports whether u carries a password.
+func hasPassword(u *url.Userinfo) bool {
+	_, ok := u.Password()
+	return ok
 }
 
 // wrap splits s into lines of at most width bytes, breaking between words.
