@@ -36,6 +36,7 @@ FUZZ := \
 	./bus:FuzzDecodeStatus \
 	./bus:FuzzDecodeReply \
 	./bus:FuzzDecodeEvent \
+	./bus:FuzzEncodeClips \
 	./bus:FuzzValidName \
 	./bus:FuzzNameFromSubject \
 	./bus:FuzzServiceVersion \

@@ -3,6 +3,7 @@ package bus
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -120,12 +121,13 @@ func FuzzDecodeHeartbeat(f *testing.F) {
 		if ValidName(hb.Name) != nil || hb.PID <= 0 {
 			t.Fatalf("accepted heartbeat with name %q and pid %d", hb.Name, hb.PID)
 		}
-		if len(data) > 64<<10 {
+		if len(data) > MaxMessageBytes {
 			t.Fatalf("accepted a heartbeat of %d bytes", len(data))
 		}
+		withinLimits(t, hb.Host, hb.Version, hb.Stats)
 		// Escaping can make the encoding longer than the input; past the
 		// size limit it is rightly refused.
-		if len(Encode(hb)) <= 64<<10 {
+		if len(Encode(hb)) <= MaxMessageBytes {
 			roundTrip(t, hb, DecodeHeartbeat)
 		}
 	})
@@ -141,7 +143,20 @@ func FuzzDecodeStatus(f *testing.F) {
 			}
 			return
 		}
-		roundTrip(t, st, DecodeStatus)
+		if len(data) > MaxStatusBytes || (st.Name != "" && ValidName(st.Name) != nil) {
+			t.Fatalf("accepted a status of %d bytes named %q", len(data), st.Name)
+		}
+		withinLimits(t, st.Host, st.Version, st.Stats)
+		withinLimits(t, st.Agent.Host, st.Agent.Bus, nil)
+		if len(st.Problem) > MaxProblemBytes || len(st.State) > 32 {
+			t.Fatalf("accepted problem of %d bytes, state of %d", len(st.Problem), len(st.State))
+		}
+		if x := st.LastExit; x != nil {
+			withinLimits(t, x.Signal, x.Reason, nil)
+		}
+		if len(Encode(st)) <= MaxStatusBytes {
+			roundTrip(t, st, DecodeStatus)
+		}
 	})
 }
 
@@ -153,7 +168,12 @@ func FuzzDecodeReply(f *testing.F) {
 			refused(t, data, r, err)
 			return
 		}
-		roundTrip(t, r, DecodeReply)
+		if len(data) > MaxMessageBytes || len(r.Error) > MaxProblemBytes {
+			t.Fatalf("accepted a reply of %d bytes with an error of %d", len(data), len(r.Error))
+		}
+		if len(Encode(r)) <= MaxMessageBytes {
+			roundTrip(t, r, DecodeReply)
+		}
 	})
 }
 
@@ -171,7 +191,73 @@ func FuzzDecodeEvent(f *testing.F) {
 		if e.Type == "" || len(e.Type) > 32 || strings.Trim(string(e.Type), "abcdefghijklmnopqrstuvwxyz") != "" {
 			t.Fatalf("accepted event of type %q", e.Type)
 		}
-		roundTrip(t, e, DecodeEvent)
+		if len(data) > MaxMessageBytes {
+			t.Fatalf("accepted an event of %d bytes", len(data))
+		}
+		withinLimits(t, e.Reason, e.RequestedBy, nil)
+		if len(Encode(e)) <= MaxMessageBytes {
+			roundTrip(t, e, DecodeEvent)
+		}
+	})
+}
+
+// withinLimits fails unless two short text fields and a stats map are
+// within the decoders' limits.
+func withinLimits(t *testing.T, a, b string, stats map[string]int64) {
+	t.Helper()
+	if len(a) > MaxTextBytes || len(b) > MaxTextBytes {
+		t.Fatalf("accepted text of %d and %d bytes", len(a), len(b))
+	}
+	if len(stats) > MaxStats {
+		t.Fatalf("accepted %d stats", len(stats))
+	}
+	for k := range stats {
+		if len(k) > MaxStatKeyBytes {
+			t.Fatalf("accepted a stat name of %d bytes", len(k))
+		}
+	}
+}
+
+// FuzzEncodeClips builds messages from arbitrary text and stats, the way
+// bots and agents fill them, and checks that Encode keeps them within the
+// limits: what lifeline sends, lifeline accepts (unless JSON escaping of odd
+// characters inflates it past the whole-message limit).
+func FuzzEncodeClips(f *testing.F) {
+	f.Add("web-1", "signal killed", "v1.2.3", 3, 8)
+	f.Add(strings.Repeat("h", 300), strings.Repeat("é", 200), "\xff\xfe", 40, 70)
+	f.Add("", "", "", 0, 0)
+	f.Fuzz(func(t *testing.T, text, reason, version string, nStats, keyLen int) {
+		nStats, keyLen = min(max(nStats, 0), 200), min(max(keyLen, 1), 200)
+		stats := map[string]int64{}
+		for i := range nStats {
+			stats[fmt.Sprintf("%0*d", keyLen, i)] = int64(i)
+		}
+		at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+		inflated := func(b []byte, limit int) bool {
+			return len(b) > limit && bytes.ContainsAny(b, `\`)
+		}
+		if b := Encode(Heartbeat{Name: "b", PID: 1, Host: text, Version: version, Time: at, Stats: stats}); !inflated(b, MaxMessageBytes) {
+			if _, err := DecodeHeartbeat(b); err != nil {
+				t.Fatalf("own heartbeat %s refused: %v", b, err)
+			}
+		}
+		if b := Encode(Event{Time: at, Name: "b", Type: EventBackoff, Reason: reason, RequestedBy: text}); !inflated(b, MaxMessageBytes) {
+			if _, err := DecodeEvent(b); err != nil {
+				t.Fatalf("own event %s refused: %v", b, err)
+			}
+		}
+		st := Status{Name: "b", State: StateBackoff, Host: text, Version: version, Problem: reason + text + reason + text,
+			LastExit: &Exit{At: at, Signal: version, Reason: reason}, Agent: AgentInfo{Host: text, Bus: text}, Stats: stats}
+		if b := Encode(st); !inflated(b, MaxStatusBytes) {
+			if _, err := DecodeStatus(b); err != nil {
+				t.Fatalf("own status %s refused: %v", b, err)
+			}
+		}
+		if b := Encode(Reply{Error: reason + text + reason + text + reason}); !inflated(b, MaxMessageBytes) {
+			if _, err := DecodeReply(b); err != nil {
+				t.Fatalf("own reply %s refused: %v", b, err)
+			}
+		}
 	})
 }
 

@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Heartbeat is what a bot publishes on HeartbeatSubject every interval. A
@@ -126,6 +130,32 @@ type Reply struct {
 // client error rather than a server one.
 var ErrBadRequest = errors.New("bad request")
 
+// Size limits of the messages on the bus. Any login that may publish a
+// heartbeat or an event reaches every dashboard, and events are kept in the
+// shared history: without limits, one bot could fill the dashboards' memory
+// and push every other bot's history out. The decoders refuse anything
+// beyond them; Encode clips what lifeline itself sends to fit.
+const (
+	// MaxMessageBytes bounds a whole heartbeat, event or reply.
+	MaxMessageBytes = 4 << 10
+	// MaxStatusBytes bounds a whole status, which carries a bot's stats as
+	// a heartbeat does, plus the agent's own fields: a status with every
+	// field at its limit is about 6 KiB.
+	MaxStatusBytes = 8 << 10
+	// MaxTextBytes bounds a short text field: host, version, reason,
+	// requested_by, signal, bus URL.
+	MaxTextBytes = 256
+	// MaxProblemBytes bounds a status's problem and a reply's error, which
+	// may quote a path or an error chain.
+	MaxProblemBytes = 1 << 10
+	// MaxStats bounds the entries of a stats map, and MaxStatKeyBytes the
+	// length of each key.
+	MaxStats        = 32
+	MaxStatKeyBytes = 64
+	// maxWordBytes bounds a one-word field: a state or an event type.
+	maxWordBytes = 32
+)
+
 // DecodeRequest parses a request body. Empty or blank bodies (what
 // `nats req SUBJECT ""` sends) are the zero request; anything else must be a
 // JSON object with known fields and at most MaxRequestBytes long.
@@ -143,21 +173,19 @@ func DecodeRequest(data []byte) (Request, error) {
 	if err := decodeStrict(data, &r); err != nil {
 		return Request{}, err
 	}
-	if len(r.RequestedBy) > 256 {
-		return Request{}, fmt.Errorf("%w: requested_by longer than 256 bytes", ErrBadRequest)
+	if err := checkText("requested_by", r.RequestedBy, MaxTextBytes); err != nil {
+		return Request{}, err
 	}
 	return r, nil
 }
 
 // DecodeHeartbeat parses and checks a heartbeat. It is lenient about unknown
-// fields so that newer bots can add some, but strict about the ones it reads.
+// fields so that newer bots can add some, but strict about the ones it reads,
+// and about the size of all.
 func DecodeHeartbeat(data []byte) (Heartbeat, error) {
 	var hb Heartbeat
-	if len(data) > 64<<10 {
-		return hb, fmt.Errorf("%w: heartbeat of %d bytes", ErrBadRequest, len(data))
-	}
-	if err := json.Unmarshal(data, &hb); err != nil {
-		return Heartbeat{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	if err := decodeLimited("heartbeat", data, MaxMessageBytes, &hb); err != nil {
+		return Heartbeat{}, err
 	}
 	if err := ValidName(hb.Name); err != nil {
 		return Heartbeat{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
@@ -165,14 +193,44 @@ func DecodeHeartbeat(data []byte) (Heartbeat, error) {
 	if hb.PID <= 0 {
 		return Heartbeat{}, fmt.Errorf("%w: heartbeat pid %d", ErrBadRequest, hb.PID)
 	}
+	if err := errors.Join(
+		checkText("host", hb.Host, MaxTextBytes),
+		checkText("version", hb.Version, MaxTextBytes),
+		checkStats(hb.Stats),
+	); err != nil {
+		return Heartbeat{}, err
+	}
 	return hb, nil
 }
 
-// DecodeStatus parses a status object.
+// DecodeStatus parses a status object. An agent's error reply decodes to a
+// status without a name.
 func DecodeStatus(data []byte) (Status, error) {
 	var st Status
-	if err := json.Unmarshal(data, &st); err != nil {
-		return Status{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	if err := decodeLimited("status", data, MaxStatusBytes, &st); err != nil {
+		return Status{}, err
+	}
+	if st.Name != "" {
+		if err := ValidName(st.Name); err != nil {
+			return Status{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+	}
+	checks := []error{
+		checkText("state", string(st.State), maxWordBytes),
+		checkText("host", st.Host, MaxTextBytes),
+		checkText("version", st.Version, MaxTextBytes),
+		checkText("problem", st.Problem, MaxProblemBytes),
+		checkText("agent host", st.Agent.Host, MaxTextBytes),
+		checkText("agent bus", st.Agent.Bus, MaxTextBytes),
+		checkStats(st.Stats),
+	}
+	if st.LastExit != nil {
+		checks = append(checks,
+			checkText("exit signal", st.LastExit.Signal, MaxTextBytes),
+			checkText("exit reason", st.LastExit.Reason, MaxTextBytes))
+	}
+	if err := errors.Join(checks...); err != nil {
+		return Status{}, err
 	}
 	return st, nil
 }
@@ -180,8 +238,11 @@ func DecodeStatus(data []byte) (Status, error) {
 // DecodeReply parses a restart, stop, start or shutdown reply.
 func DecodeReply(data []byte) (Reply, error) {
 	var r Reply
-	if err := json.Unmarshal(data, &r); err != nil {
-		return Reply{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	if err := decodeLimited("reply", data, MaxMessageBytes, &r); err != nil {
+		return Reply{}, err
+	}
+	if err := checkText("error", r.Error, MaxProblemBytes); err != nil {
+		return Reply{}, err
 	}
 	return r, nil
 }
@@ -189,18 +250,55 @@ func DecodeReply(data []byte) (Reply, error) {
 // DecodeEvent parses a lifecycle event.
 func DecodeEvent(data []byte) (Event, error) {
 	var e Event
-	if err := json.Unmarshal(data, &e); err != nil {
-		return Event{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	if err := decodeLimited("event", data, MaxMessageBytes, &e); err != nil {
+		return Event{}, err
 	}
 	if err := ValidName(e.Name); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
 	// Unknown types pass, so that a newer agent may add some; a missing or
 	// odd one means the message is not an event at all.
-	if !isLower(string(e.Type)) || len(e.Type) > 32 {
+	if !isLower(string(e.Type)) || len(e.Type) > maxWordBytes {
 		return Event{}, fmt.Errorf("%w: event type %q", ErrBadRequest, e.Type)
 	}
+	if err := errors.Join(
+		checkText("reason", e.Reason, MaxTextBytes),
+		checkText("requested_by", e.RequestedBy, MaxTextBytes),
+	); err != nil {
+		return Event{}, err
+	}
 	return e, nil
+}
+
+// decodeLimited refuses data longer than limit unread, then unmarshals it
+// into v, leniently about unknown fields.
+func decodeLimited(what string, data []byte, limit int, v any) error {
+	if len(data) > limit {
+		return fmt.Errorf("%w: %s of %d bytes exceeds %d", ErrBadRequest, what, len(data), limit)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	return nil
+}
+
+func checkText(field, s string, limit int) error {
+	if len(s) > limit {
+		return fmt.Errorf("%w: %s of %d bytes exceeds %d", ErrBadRequest, field, len(s), limit)
+	}
+	return nil
+}
+
+func checkStats(stats map[string]int64) error {
+	if len(stats) > MaxStats {
+		return fmt.Errorf("%w: %d stats exceed %d", ErrBadRequest, len(stats), MaxStats)
+	}
+	for k := range stats {
+		if len(k) > MaxStatKeyBytes {
+			return fmt.Errorf("%w: stat name of %d bytes exceeds %d", ErrBadRequest, len(k), MaxStatKeyBytes)
+		}
+	}
+	return nil
 }
 
 func decodeStrict(data []byte, v any) error {
@@ -220,10 +318,102 @@ func decodeStrict(data []byte, v any) error {
 
 // Encode marshals v; message types cannot fail to marshal, so a failure is a
 // programming error reported as a JSON error body rather than a panic.
+//
+// Heartbeats, events, statuses and replies are clipped to the decoders'
+// limits first (see clip), so that a long error text or a bot with many
+// stats still gets its messages through rather than refused. Only text that
+// JSON escaping inflates (control characters, <, >, &) can still make the
+// whole message exceed its limit.
 func Encode(v any) []byte {
+	switch m := v.(type) {
+	case Heartbeat:
+		v = m.clip()
+	case Event:
+		v = m.clip()
+	case Status:
+		v = m.clip()
+	case Reply:
+		v = m.clip()
+	case Request:
+		m.RequestedBy = clipText(m.RequestedBy, MaxTextBytes)
+		v = m
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		b, _ = json.Marshal(Reply{Error: "encode: " + err.Error()})
 	}
 	return b
+}
+
+func (hb Heartbeat) clip() Heartbeat {
+	hb.Host = clipText(hb.Host, MaxTextBytes)
+	hb.Version = clipText(hb.Version, MaxTextBytes)
+	hb.Stats = clipStats(hb.Stats)
+	return hb
+}
+
+func (e Event) clip() Event {
+	e.Reason = clipText(e.Reason, MaxTextBytes)
+	e.RequestedBy = clipText(e.RequestedBy, MaxTextBytes)
+	return e
+}
+
+func (st Status) clip() Status {
+	st.Host = clipText(st.Host, MaxTextBytes)
+	st.Version = clipText(st.Version, MaxTextBytes)
+	st.Problem = clipText(st.Problem, MaxProblemBytes)
+	st.Agent.Host = clipText(st.Agent.Host, MaxTextBytes)
+	st.Agent.Bus = clipText(st.Agent.Bus, MaxTextBytes)
+	st.Stats = clipStats(st.Stats)
+	if st.LastExit != nil {
+		x := *st.LastExit
+		x.Signal = clipText(x.Signal, MaxTextBytes)
+		x.Reason = clipText(x.Reason, MaxTextBytes)
+		st.LastExit = &x
+	}
+	return st
+}
+
+func (r Reply) clip() Reply {
+	r.Error = clipText(r.Error, MaxProblemBytes)
+	return r
+}
+
+// clipText cuts s to at most limit bytes, at a character boundary, after
+// making it valid UTF-8: JSON would turn each invalid byte into a
+// three-byte replacement character, and the decoded text would then be
+// longer than what was clipped.
+func clipText(s string, limit int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= limit {
+		return s
+	}
+	n := limit
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// clipStats keeps the first MaxStats stats, in name order, whose names are
+// at most MaxStatKeyBytes long; the map given is never changed.
+func clipStats(stats map[string]int64) map[string]int64 {
+	fits := func(k string) bool { return len(k) <= MaxStatKeyBytes && utf8.ValidString(k) }
+	clipped := len(stats) > MaxStats
+	for k := range stats {
+		clipped = clipped || !fits(k)
+	}
+	if !clipped {
+		return stats
+	}
+	out := make(map[string]int64, MaxStats)
+	for _, k := range slices.Sorted(maps.Keys(stats)) {
+		if len(out) == MaxStats {
+			break
+		}
+		if fits(k) {
+			out[k] = stats[k]
+		}
+	}
+	return out
 }
