@@ -29,6 +29,14 @@ const (
 	eventsStream   = "LIFELINE_EVENTS"
 	historyMaxAge  = 7 * 24 * time.Hour
 	historyMaxSize = 64 << 20
+	// historyPerBot is how many events the stream keeps per bot (per
+	// subject), so that a bot flooding events only pushes out its own
+	// oldest ones, never another bot's: at most historyPerBot times
+	// historyMaxMsg, 5 MB, of the stream's 64 MB.
+	historyPerBot = 1000
+	// historyMaxMsg bounds one stored message: the largest event the
+	// decoder accepts, plus room for the message-ID header.
+	historyMaxMsg = bus.MaxMessageBytes + 1<<10
 	// historyReplay is how many of the newest kept events a dashboard
 	// reads when it starts.
 	historyReplay = 1000
@@ -65,7 +73,10 @@ func eventsStreamConfig(replicas int) jetstream.StreamConfig {
 		Discard:     jetstream.DiscardOld,
 		MaxAge:      historyMaxAge,
 		MaxBytes:    historyMaxSize,
-		Replicas:    replicas,
+		// Per bot, so that one bot's flood is its own loss.
+		MaxMsgsPerSubject: historyPerBot,
+		MaxMsgSize:        historyMaxMsg,
+		Replicas:          replicas,
 	}
 }
 
@@ -172,23 +183,27 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, replicas int) (je
 }
 
 // upgradeStream brings a stream made by an older lifeline, which captured the
-// agents' subject directly and had the default two-minute duplicate window,
-// to the current definition. The events it holds stay, under their old
-// subjects; replay reads them all the same.
+// agents' subject directly, had the default two-minute duplicate window, or
+// had no per-bot or per-message limits, to the current definition. The events
+// it holds stay, under their old subjects; replay reads them all the same.
+// Setting the per-bot limit drops each bot's oldest events beyond it; larger
+// events already stored stay, but the decoder refuses them on replay.
 func upgradeStream(ctx context.Context, js jetstream.JetStream, s jetstream.Stream) (jetstream.Stream, error) {
 	cfg := s.CachedInfo().Config
 	want := eventsStreamConfig(cfg.Replicas)
-	if slices.Equal(cfg.Subjects, want.Subjects) && cfg.Duplicates >= want.Duplicates {
+	if slices.Equal(cfg.Subjects, want.Subjects) && cfg.Duplicates >= want.Duplicates &&
+		cfg.MaxMsgsPerSubject == want.MaxMsgsPerSubject && cfg.MaxMsgSize == want.MaxMsgSize {
 		return s, nil
 	}
 	cfg.Subjects = want.Subjects
 	cfg.Duplicates = max(cfg.Duplicates, want.Duplicates)
+	cfg.MaxMsgsPerSubject, cfg.MaxMsgSize = want.MaxMsgsPerSubject, want.MaxMsgSize
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	// Dashboards doing this at once all write the same definition.
 	s, err := js.UpdateStream(rctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("move event history to %s: %w", bus.HistoryWildcard, err)
+		return nil, fmt.Errorf("update event history stream: %w", err)
 	}
 	return s, nil
 }

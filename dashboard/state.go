@@ -2,11 +2,25 @@ package dashboard
 
 import (
 	"encoding/json"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
+)
+
+// Bounds of the bot table. Anyone who may publish a heartbeat can make up
+// bot names, so names are not kept for good: a bot not heard from for
+// botExpiry leaves the table (the default bot stays), and a flood of made-up
+// names is gone as soon. botTableCap bounds memory within that time; it is
+// far above any real fleet, and reaching it is logged.
+const (
+	// botExpiry is how long a bot is kept without a heartbeat, an event or
+	// an answer from its agent. An agent is asked every pollInterval, so a
+	// bot whose agent answers is never forgotten.
+	botExpiry   = 2 * time.Minute
+	botTableCap = 100_000
 )
 
 // state is what the dashboard knows about every bot, plus the live-stream
@@ -16,6 +30,10 @@ type state struct {
 	mu         sync.Mutex
 	defaultBot string
 	bots       map[string]*botState
+	expiry     time.Duration // botExpiry; shorter in tests
+	maxBots    int           // botTableCap; smaller in tests
+	full       bool          // the table reached maxBots, and it was logged
+	log        *slog.Logger
 	events     []bus.Event // oldest first, at most maxEvents
 	bad        int64       // undecodable heartbeats and events
 	subs       map[*subscriber]struct{}
@@ -25,6 +43,7 @@ type state struct {
 }
 
 type botState struct {
+	seen    time.Time      // last heartbeat, event or agent answer, on our clock
 	hb      *bus.Heartbeat // last heartbeat
 	hbAt    time.Time      // when it arrived, on our clock
 	agent   *bus.Status    // last answer of the agent, kept for restarts and last exit
@@ -58,32 +77,63 @@ func newState(defaultBot string) *state {
 		bots:       make(map[string]*botState),
 		subs:       make(map[*subscriber]struct{}),
 		now:        time.Now,
+		expiry:     botExpiry,
+		maxBots:    botTableCap,
+		log:        slog.Default(),
 	}
-	st.bots[defaultBot] = &botState{}
+	st.bots[defaultBot] = &botState{seen: st.now()}
 	return st
 }
 
-// ensureLocked returns the bot's record, creating it unless maxBots are
-// already tracked (then nil).
+// setLog sets where the state reports a full bot table.
+func (s *state) setLog(log *slog.Logger) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = log
+}
+
+// setExpiry changes how long a silent bot is kept; for tests.
+func (s *state) setExpiry(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expiry = d
+}
+
+// ensureLocked returns the bot's record, creating it unless the table is
+// full even after forgetting silent bots (then nil, logged the first time).
 func (s *state) ensureLocked(name string) *botState {
 	if b, ok := s.bots[name]; ok {
 		return b
 	}
-	if len(s.bots) >= maxBots {
+	if len(s.bots) >= s.maxBots {
+		s.expireLocked()
+	}
+	if len(s.bots) >= s.maxBots {
+		if !s.full {
+			s.full = true
+			s.log.Error("bot table full: new bots are not shown until silent ones are forgotten",
+				"bots", len(s.bots), "forgotten_after", s.expiry, "refused", name)
+		}
 		return nil
 	}
-	b := &botState{}
+	if s.full {
+		s.full = false
+		s.log.Info("bot table has room again", "bots", len(s.bots))
+	}
+	b := &botState{seen: s.now()}
 	s.bots[name] = b
 	return b
 }
 
-// add records a bot name learned from discovery; it reports whether the
-// name is new.
-func (s *state) add(name string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, had := s.bots[name]
-	return s.ensureLocked(name) != nil && !had
+// expireLocked forgets every bot, except the default one, not heard from
+// within s.expiry.
+func (s *state) expireLocked() {
+	cutoff := s.now().Add(-s.expiry)
+	for name, b := range s.bots {
+		if name != s.defaultBot && b.seen.Before(cutoff) {
+			delete(s.bots, name)
+		}
+	}
 }
 
 func (s *state) known(name string) bool {
@@ -126,7 +176,7 @@ func (s *state) heartbeat(hb bus.Heartbeat) (isNew bool) {
 	if b == nil {
 		return false
 	}
-	b.hb, b.hbAt = &hb, s.now()
+	b.hb, b.hbAt, b.seen = &hb, s.now(), s.now()
 	s.publishLocked(hb.Name, b)
 	return !had
 }
@@ -135,9 +185,11 @@ func (s *state) heartbeat(hb bus.Heartbeat) (isNew bool) {
 func (s *state) event(e bus.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ensureLocked(e.Name) == nil {
+	b := s.ensureLocked(e.Name)
+	if b == nil {
 		return
 	}
+	b.seen = s.now()
 	// The history may have brought it first: other dashboards store it as
 	// they receive it, and the two arrive on different subscriptions.
 	k := keyOf(e)
@@ -201,30 +253,35 @@ func (s *state) recentEvents() []bus.Event {
 }
 
 // agentAnswer records the outcome of asking a bot's agent for status: st is
-// its answer, or nil when it did not answer.
-func (s *state) agentAnswer(name string, st *bus.Status) {
+// its answer, or nil when it did not answer. It reports whether the answer
+// made the bot known: only the bot's own agent may answer on its status
+// subject, so an answer is what lists a bot found by discovery.
+func (s *state) agentAnswer(name string, st *bus.Status) (isNew bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, known := s.bots[name]; !known && st == nil {
-		return // silence about a bot nobody mentioned makes it no bot
+	_, known := s.bots[name]
+	if !known && st == nil {
+		return false // silence about a bot nobody mentioned makes it no bot
 	}
 	b := s.ensureLocked(name)
 	if b == nil {
-		return
+		return false
 	}
 	if st != nil {
-		b.agent, b.agentAt, b.agentOK = st, s.now(), true
+		b.agent, b.agentAt, b.agentOK, b.seen = st, s.now(), true, s.now()
 	} else {
 		b.agentOK = false
 	}
 	s.publishLocked(name, b)
+	return !known
 }
 
-// tick re-evaluates every bot, so a heartbeat going stale is noticed even
-// when nothing arrives.
+// tick forgets silent bots and re-evaluates the others, so a heartbeat going
+// stale is noticed even when nothing arrives.
 func (s *state) tick() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expireLocked()
 	for name, b := range s.bots {
 		s.publishLocked(name, b)
 	}

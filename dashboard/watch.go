@@ -30,6 +30,7 @@ type watcher struct {
 }
 
 func newWatcher(d *Dashboard, nc *nats.Conn, ctx context.Context, wg *sync.WaitGroup) *watcher {
+	d.state.setLog(d.log)
 	return &watcher{d: d, nc: nc, ctx: ctx, wg: wg, inflight: make(map[string]bool), again: make(map[string]bool)}
 }
 
@@ -123,7 +124,9 @@ func (w *watcher) ask(name string) bool {
 		w.d.state.agentAnswer(name, nil)
 		return false
 	}
-	w.d.state.agentAnswer(name, &st)
+	if w.d.state.agentAnswer(name, &st) {
+		w.d.log.Info("found agent", "bot", name)
+	}
 	return true
 }
 
@@ -146,8 +149,15 @@ func (w *watcher) poll() {
 	}
 }
 
+// discoverMax bounds the unknown names one discovery round asks about:
+// INFO replies can be forged by any login, in any number.
+const discoverMax = 1000
+
 // discover collects the bot names of every lifeline-agent micro service
-// that answers an INFO request within discoverWindow.
+// that answers an INFO request within discoverWindow, and asks the agent of
+// each unknown one for its status. Anyone may answer an INFO request, so a
+// name found there is only a lead: the bot is listed once its agent answers
+// on its status subject, where only that bot's agent login may answer.
 func (w *watcher) discover() {
 	subject, err := micro.ControlSubject(micro.InfoVerb, bus.AgentService, "")
 	if err != nil {
@@ -164,6 +174,7 @@ func (w *watcher) discover() {
 	}
 	ctx, cancel := context.WithTimeout(w.ctx, discoverWindow)
 	defer cancel()
+	asked := make(map[string]bool)
 	for {
 		msg, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
@@ -174,13 +185,16 @@ func (w *watcher) discover() {
 			continue
 		}
 		name := info.Metadata["name"]
-		if bus.ValidName(name) != nil {
+		if bus.ValidName(name) != nil || asked[name] || w.d.state.known(name) {
 			continue
 		}
-		if w.d.state.add(name) {
-			w.d.log.Info("discovered agent", "bot", name, "service_id", info.ID)
-			w.refresh(name)
+		if len(asked) == discoverMax {
+			w.d.log.Debug("more agents discovered than asked about in one round; the rest wait for the next", "asked", discoverMax)
+			return
 		}
+		asked[name] = true
+		w.d.log.Debug("discovered agent; asking it", "bot", name, "service_id", info.ID)
+		w.refresh(name) // listed once the agent answers
 	}
 }
 
