@@ -6,6 +6,10 @@
 #
 # Settings come from the same LIFELINE_* variables as the binary, for example
 #   LIFELINE_HTTP=127.0.0.1:9000 make run
+#
+# Nothing secret goes in a command line, which ps shows to every user of the
+# host: the agent gets the bus URL (which may carry a password) in its
+# environment, and logs in with the nkey the dashboard wrote under data/bus/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,25 +82,42 @@ if ! healthy; then
 	exit 1
 fi
 
+# The agent looks for its login in ./data/bus/ by itself; elsewhere, say
+# where (a file name, not a secret).
+nkey=${LIFELINE_NATS_NKEY:-}
+if [ -z "$nkey" ] && [ "$data" != ./data ] && [ -r "$data/bus/agent.nk" ]; then
+	nkey=$data/bus/agent.nk
+fi
 echo "run.sh: starting the agent for bot \"${LIFELINE_NAME:-bot}\" (log: $data/${LIFELINE_NAME:-bot}.log)"
-"$bin" agent --stop-bot-on-exit --nats-url "$nats_url" &
+LIFELINE_NATS_URL=$nats_url LIFELINE_NATS_NKEY=$nkey "$bin" agent --stop-bot-on-exit &
 agent_pid=$!
 
-token=${LIFELINE_TOKEN:-}
+token=${LIFELINE_TOKEN:-} where="given in \$LIFELINE_TOKEN"
 if [ -z "$token" ] && [ -r "$data/dashboard.token" ]; then
-	token=$(cat "$data/dashboard.token")
+	token=$(cat "$data/dashboard.token") where="also in $data/dashboard.token"
 fi
+# The token stays out of URLs, which end up in browser history, proxy logs
+# and Referer headers: the dashboard printed a one-time login link above.
 echo
 echo "  lifeline is running."
+echo "  Open:   $url   (log in with the one-time link above, or the token)"
 if [ -n "$token" ]; then
-	echo "  Open:   $url/login?token=$token"
-	echo "  Token:  $token   (also in $data/dashboard.token)"
+	echo "  Token:  $token   ($where)"
 else
-	echo "  Open:   $url   (the login token is printed in the dashboard's output above)"
+	echo "  Token:  where the dashboard's output above says"
 fi
-flags=""
-[ "$nats_url" = "nats://127.0.0.1:4222" ] || flags=" --nats-url $nats_url"
-echo "  Try:    $bin status$flags   |   $bin restart$flags"
+# Off the defaults, the commands need the bus and the login too, from the
+# environment as the agent got them. A LIFELINE_NATS_URL of the caller's own
+# (it may hold a password) is theirs already, and not printed.
+env=""
+if [ -z "${LIFELINE_NATS_URL:-}" ] && [ "$nats_url" != "nats://127.0.0.1:4222" ]; then
+	env="LIFELINE_NATS_URL=$nats_url"
+fi
+if [ -z "${LIFELINE_NATS_NKEY:-}" ] && [ "$data" != ./data ]; then
+	env="${env:+$env }LIFELINE_NATS_NKEY=$data/bus/operator.nk"
+fi
+[ -z "$env" ] || echo "  First:  export $env"
+echo "  Try:    $bin status   |   $bin restart"
 echo "  Press Ctrl+C to stop the dashboard, the agent and the bot."
 echo
 
