@@ -85,7 +85,7 @@ func (s *supervisor) spawn() (*proc, error) {
 	cmd.ExtraFiles = []*os.File{pf.Descriptor()}
 	cmd.SysProcAttr = sysProcAttr()
 	if s.cfg.LogFile != "" {
-		logf, err := os.OpenFile(s.cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		logf, err := openLog(s.cfg.LogFile)
 		if err != nil {
 			// The bot matters more than its log: start it anyway, and say so.
 			s.problem = fmt.Sprintf("cannot open bot log: %v", err)
@@ -145,8 +145,10 @@ func (s *supervisor) findRunning() (*proc, error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, pidfile.ErrStale):
 		return nil, nil
-	case err != nil:
+	case errors.Is(err, pidfile.ErrGarbage):
 		return nil, fmt.Errorf("pid file is locked but unreadable: %w", err)
+	case err != nil:
+		return nil, err // a symlink, another user's file: Read says which
 	case pid == os.Getpid():
 		return nil, fmt.Errorf("pid file %s names this agent (%d); refusing to adopt it", s.cfg.PIDFile, pid)
 	}
@@ -185,10 +187,12 @@ func (s *supervisor) adopt(p *proc) {
 
 func (s *supervisor) watch(p *proc) {
 	s.wg.Go(func() {
-		code, sig, ok := p.watch.wait()
-		if !ok {
+		if !p.watch.wait() {
 			return
 		}
+		// Here, not in onExit, so that an exit the loop never gets to (the
+		// agent is leaving) is still reaped.
+		code, sig := p.settle(signalGroup)
 		select {
 		case s.exits <- exitInfo{p: p, code: code, signal: sig}:
 		case <-s.done:
@@ -222,9 +226,8 @@ func (s *supervisor) onExit(e exitInfo) {
 	}
 	p.watch.close()
 	if p.pgid > 0 {
-		// The leader is gone; take any children it left in its group too.
-		signalGroup(p.pgid, sigKill)
-		// Children that inherited the locked PID file keep the lock until
+		// settle has SIGKILLed the children the leader left in its group.
+		// Those that inherited the locked PID file keep the lock until
 		// they are gone, and the next start must not find it held.
 		awaitUnlocked(s.cfg.PIDFile, p.pid)
 	}

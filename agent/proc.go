@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,6 +18,9 @@ import (
 // never be signalled.
 var errNotOurBot = errors.New("process is not the bot")
 
+// errLogSymlink refuses a symbolic link at the bot log's path.
+var errLogSymlink = errors.New("is a symbolic link; refusing to follow it")
+
 // proc is one bot process, started by this agent or adopted from its PID file.
 type proc struct {
 	pid       int
@@ -27,6 +31,12 @@ type proc struct {
 	ps        *process.Process
 
 	watch *watcher
+
+	// mu orders signals to the group against the reaping of its leader:
+	// signals go out only before the reap, while the leader's PID, and so
+	// its group's ID, cannot belong to anyone else (see settle).
+	mu     sync.Mutex
+	reaped bool
 
 	// Filled in by the supervisor while the process lives.
 	spawnedAt time.Time // when this agent started or adopted it (monotonic)
@@ -100,9 +110,26 @@ func (p *proc) verify(pidPath string) error {
 	return nil
 }
 
+// errReaped is returned by kill once the bot is reaped: its group's ID may
+// be another group's by now.
+var errReaped = errors.New("bot has exited and been reaped")
+
 // kill sends sig to the bot, and to its process group when it leads one, so
 // children it spawned go too. The caller has just verified p.
+//
+// For a bot this agent started, the group signal cannot reach a stranger:
+// only settle reaps the bot, and not while kill runs, so the leader is alive
+// or an unreaped zombie, which holds its PID and hence the group's ID. An
+// adopted bot is reaped by its own parent, whom nothing here can hold back;
+// the PID it held stays reserved while anything in its group lives, so a
+// stranger could be hit only if the bot and all its children died and the
+// PID came round again in the moment since verify.
 func (p *proc) kill(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reaped {
+		return errReaped
+	}
 	if err := p.watch.signal(sig); err != nil {
 		return err
 	}
@@ -110,6 +137,30 @@ func (p *proc) kill(sig syscall.Signal) error {
 		signalGroup(p.pgid, sig)
 	}
 	return nil
+}
+
+// settle finishes a bot that watch.wait saw exit: it SIGKILLs the children
+// it left in its group, then reaps it. The order matters. Until the reap the
+// leader is a zombie that keeps its PID, which is its group's ID, from being
+// given to a new process: kill(-pgid) after the reap could, once PIDs wrap,
+// hit an unrelated group that now bears the number. (Linux frees a PID only
+// when no process uses it as PID, group or session ID.)
+//
+// Off Linux, watch.wait has to reap to learn of the exit, so there the
+// group is signalled after the reap, with the window kill describes for
+// adopted bots.
+//
+// sendGroup is signalGroup, but for a test that checks the leader is still
+// an unreaped zombie when its group is signalled.
+func (p *proc) settle(sendGroup func(pgid int, sig syscall.Signal)) (code int, sig string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pgid > 0 {
+		sendGroup(p.pgid, sigKill)
+	}
+	code, sig = p.watch.reap()
+	p.reaped = true
+	return code, sig
 }
 
 // describeExit turns a wait status into an exit code and signal name.

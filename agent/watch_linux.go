@@ -26,26 +26,30 @@ func newWatcher(pid int, cmd *exec.Cmd) (*watcher, error) {
 	return &watcher{f: os.NewFile(uintptr(fd), fmt.Sprintf("pidfd:%d", pid)), cmd: cmd}, nil
 }
 
-// wait blocks until the process exits, or returns ok false once close is called.
-func (w *watcher) wait() (code int, sig string, ok bool) {
+// wait blocks until the process exits, or returns ok false once close is
+// called. It does not reap a child of ours: until reap, the zombie keeps its
+// PID, and so its process group's ID, from being given to anyone else.
+func (w *watcher) wait() (ok bool) {
 	rc, err := w.f.SyscallConn()
 	if err != nil {
-		return 0, "", false
+		return false
 	}
 	err = rc.Read(func(fd uintptr) bool {
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, _ := unix.Poll(fds, 0)
 		return n > 0
 	})
-	if err != nil {
-		return 0, "", false
-	}
+	return err == nil
+}
+
+// reap collects the exit status of a process wait saw exit, releasing its
+// PID. It returns at once, the process being a zombie by then.
+func (w *watcher) reap() (code int, sig string) {
 	if w.cmd == nil {
-		return -1, "", true // not our child: the exit status is not ours to read
+		return -1, "" // not our child: the exit status is not ours to read
 	}
-	_ = w.cmd.Wait() // reaps at once: the process has exited
-	code, sig = describeExit(w.cmd.ProcessState)
-	return code, sig, true
+	_ = w.cmd.Wait()
+	return describeExit(w.cmd.ProcessState)
 }
 
 func (w *watcher) signal(sig syscall.Signal) error {

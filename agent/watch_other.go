@@ -26,7 +26,10 @@ func newWatcher(pid int, cmd *exec.Cmd) (*watcher, error) {
 	return &watcher{pid: pid, cmd: cmd, done: make(chan struct{})}, nil
 }
 
-func (w *watcher) wait() (code int, sig string, ok bool) {
+// wait blocks until the process exits, or returns ok false once close is
+// called. Without pidfds there is no waiting for a child's exit without
+// reaping it, so a child of ours is reaped here already.
+func (w *watcher) wait() (ok bool) {
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
@@ -47,14 +50,18 @@ func (w *watcher) wait() (code int, sig string, ok bool) {
 	}()
 	select {
 	case <-w.done:
-		return 0, "", false
+		return false
 	case <-exited:
+		return true
 	}
+}
+
+// reap returns the exit status of a process wait saw exit.
+func (w *watcher) reap() (code int, sig string) {
 	if w.cmd == nil {
-		return -1, "", true
+		return -1, ""
 	}
-	code, sig = describeExit(w.cmd.ProcessState)
-	return code, sig, true
+	return describeExit(w.cmd.ProcessState)
 }
 
 func (w *watcher) signal(sig syscall.Signal) error {
