@@ -30,16 +30,18 @@ const (
 type clientFlags struct {
 	env *env
 
-	Name    string // the NAME argument, else $LIFELINE_NAME, else "bot"
-	JSON    bool
-	NATSURL string
-	NATSCA  string
+	Name     string // the NAME argument, else $LIFELINE_NAME, else "bot"
+	JSON     bool
+	NATSURL  string
+	NATSCA   string
+	NATSNkey string
 }
 
 // define defines the flags every client command has on c's fields.
 func (c *clientFlags) define(fs *flag.FlagSet) {
 	fs.BoolVar(&c.JSON, "json", false, "Print the agent's reply as one JSON object instead of text.")
-	fs.StringVar(&c.NATSURL, "nats-url", bus.URLs(""), "Bus the agent is connected to; a comma list gives failover; credentials go in the URL (nats://USER:PASSWORD@host:port); defaults to $NATS_URL, else nats://127.0.0.1:4222.")
+	fs.StringVar(&c.NATSURL, "nats-url", bus.URLs(""), "Bus the agent is connected to; a comma list gives failover; a password login goes in the URL (nats://USER:PASSWORD@host:port), best in $NATS_URL, not in argv; defaults to $NATS_URL, else nats://127.0.0.1:4222.")
+	fs.StringVar(&c.NATSNkey, "nats-nkey", "", "Log in to the bus with the nkey seed in `FILE`; default: ./data/bus/operator.nk when the bus is on loopback and that file exists.")
 	fs.StringVar(&c.NATSCA, "nats-ca", "", "Trust the bus's TLS certificate when signed by the CA in `FILE` (PEM).")
 }
 
@@ -78,20 +80,37 @@ func writeClientHelp(w io.Writer, cmd, summary, text string, fs *flag.FlagSet) {
 
 Arguments:
   NAME                      The bot to ask (default: bot) ($LIFELINE_NAME).`
-	writeHelp(w, "lifeline "+cmd+" [NAME] [flags]", summary, text, fs, "json", "nats-url", "nats-ca", "timeout")
+	writeHelp(w, "lifeline "+cmd+" [NAME] [flags]", summary, text, fs, "json", "nats-url", "nats-nkey", "nats-ca", "timeout")
 }
 
 // maxConnectWait bounds the wait for the bus: a loopback bus answers at
 // once, and an unreachable one should be reported quickly.
 const maxConnectWait = 2 * time.Second
 
-// connect opens a short-lived client connection to the bus.
+// connect opens a short-lived client connection to the bus, logged in with
+// --nats-nkey, the URL's user, or the operator seed of a dashboard started
+// in this directory.
 func (c *clientFlags) connect(timeout time.Duration) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Timeout(min(timeout, maxConnectWait))}
+	login, err := bus.ResolveLogin(c.NATSURL, c.NATSNkey, bus.LoginOperator)
+	if err != nil {
+		return nil, adviseLogin(err)
+	}
+	opts, err := login.Options()
+	if err != nil {
+		return nil, adviseLogin(err)
+	}
+	opts = append(opts, nats.Timeout(min(timeout, maxConnectWait)),
+		// nats.go prints asynchronous errors to stderr by default, such as
+		// a refused publish; the request returns that refusal itself
+		// (bus.ErrRefused) and the user reads it in our words, once.
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	if c.NATSCA != "" {
 		opts = append(opts, nats.RootCAs(c.NATSCA))
 	}
 	nc, err := bus.Connect(c.NATSURL, "lifeline cli", false, opts...)
+	if errors.Is(err, bus.ErrLoginRefused) {
+		return nil, c.loginRefused(login, err)
+	}
 	if err != nil {
 		cause := errors.Unwrap(err)
 		if cause == nil {
@@ -103,9 +122,34 @@ func (c *clientFlags) connect(timeout time.Duration) (*nats.Conn, error) {
 	return nc, nil
 }
 
+// loginRefused explains a login the bus refused, without nats.go's words.
+func (c *clientFlags) loginRefused(login bus.Login, err error) error {
+	at := bus.Redact(c.NATSURL)
+	switch {
+	case login.Name == "":
+		return advise(fmt.Errorf("%w: the bus at %s takes no anonymous client", bus.ErrLoginRefused, at),
+			"log in with --nats-nkey FILE (the dashboard's data/bus/operator.nk), or run lifeline in the dashboard's directory")
+	case login.NkeyFile != "" && errors.Is(err, nats.ErrNkeysNotSupported):
+		return advise(fmt.Errorf("%w: the bus at %s takes no nkey logins (%s)", bus.ErrLoginRefused, at, login.NkeyFile),
+			"log in with a user and password from its users file, in NATS_URL")
+	}
+	how := "the user and password in --nats-url or NATS_URL"
+	if login.NkeyFile != "" {
+		how = "--nats-nkey " + login.NkeyFile
+	}
+	return advise(fmt.Errorf("%w: wrong user, password or nkey (login %s at %s)", bus.ErrLoginRefused, login.Name, at),
+		"check "+how)
+}
+
 // askFailed explains a request that got no usable answer.
 func (c *clientFlags) askFailed(ctx context.Context, op string, timeout time.Duration, err error) error {
+	var refused *bus.RefusedError
 	switch {
+	case errors.As(err, &refused) && (refused.Inbox || refused.Op == bus.OpStatus):
+		// Nothing reached the agent: nothing changed.
+		return advise(err, "log in as an operator or a viewer (--nats-nkey FILE)")
+	case errors.As(err, &refused):
+		return advise(err, "log in as an operator: --nats-nkey FILE with the dashboard's data/bus/operator.nk, or an operator of its --nats-users")
 	case errors.Is(err, bus.ErrNoAgent) && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		// An agent may exist but be slow; a restart may still complete.
 		return advise(fmt.Errorf("no answer to %s from an agent for bot %q within %v (on %s)", op, c.Name, timeout, bus.Redact(c.NATSURL)),
@@ -142,8 +186,12 @@ func (c *StatusCommand) Usage() {
 Examples:
   lifeline status
   lifeline status mybot --json
-  lifeline status --nats-url nats://dash.example:4222
-  lifeline status --nats-url tls://alice:long-secret@dash-a:4222,tls://alice:long-secret@dash-b:4222 --nats-ca ca.pem`, (&StatusCommand{}).flagSet())
+  lifeline status --nats-url nats://dash.example:4222 --nats-nkey operator.nk
+  lifeline status --nats-url tls://dash-a:4222,tls://dash-b:4222 --nats-nkey operator.nk --nats-ca ca.pem
+
+Beside a dashboard started in the same directory it logs in with
+./data/bus/operator.nk by itself; elsewhere give it a copy of that file
+(--nats-nkey). A users-file password login goes in $NATS_URL, never in argv.`, (&StatusCommand{}).flagSet())
 }
 
 // ParseFlags fills c from args and the LIFELINE_* environment, and refuses a
@@ -213,7 +261,10 @@ crashed bot too. Prints the old and the new PID.
 
 Examples:
   lifeline restart
-  lifeline restart mybot --json`, new(controlCommand).flagSet("restart"))
+  lifeline restart mybot --json
+  lifeline restart mybot --nats-url nats://dash.example:4222 --nats-nkey operator.nk
+
+A login that may not restart (a viewer) is refused by the bus at once.`, new(controlCommand).flagSet("restart"))
 }
 
 // Usage prints `lifeline stop --help`.
