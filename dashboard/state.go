@@ -154,6 +154,32 @@ func (s *state) names() []string {
 	return names
 }
 
+// supervised returns the default bot and every bot whose agent has answered
+// at least once: those the poll keeps asking. A bot known from heartbeats
+// alone was asked when it appeared, and an agent that starts for it later is
+// found by discovery; asking every made-up name again each poll would let a
+// flood of them multiply into requests.
+func (s *state) supervised() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := []string{s.defaultBot}
+	for n, b := range s.bots {
+		if b.agent != nil && n != s.defaultBot {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// hasAgent reports whether the bot's agent has ever answered.
+func (s *state) hasAgent(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.bots[name]
+	return ok && b.agent != nil
+}
+
 // badMessage counts a heartbeat or event that did not decode.
 func (s *state) badMessage() {
 	s.mu.Lock()
@@ -194,11 +220,7 @@ func (s *state) event(e bus.Event) {
 	// they receive it, and the two arrive on different subscriptions.
 	k := keyOf(e)
 	if !slices.ContainsFunc(s.events, func(o bus.Event) bool { return keyOf(o) == k }) {
-		if len(s.events) == maxEvents {
-			copy(s.events, s.events[1:])
-			s.events = s.events[:maxEvents-1]
-		}
-		s.events = append(s.events, e)
+		s.events = trimFair(append(s.events, e), maxEvents)
 	}
 	s.broadcastLocked(sseMsg{event: "event", data: bus.Encode(e)})
 }
@@ -234,10 +256,43 @@ func (s *state) history(evs []bus.Event) {
 		all = append(all, e)
 	}
 	slices.SortStableFunc(all, func(a, b bus.Event) int { return a.Time.Compare(b.Time) })
-	if len(all) > maxEvents {
-		all = all[len(all)-maxEvents:]
+	s.events = trimFair(all, maxEvents)
+}
+
+// trimFair cuts evs (oldest first) to at most limit events by dropping, one
+// at a time, the oldest event of the bot with the most, so that a bot
+// flooding events pushes out its own, not the few of another bot.
+func trimFair(evs []bus.Event, limit int) []bus.Event {
+	if len(evs) <= limit {
+		return evs
 	}
-	s.events = all
+	count := make(map[string]int)
+	for _, e := range evs {
+		count[e.Name]++
+	}
+	drop := make(map[int]bool, len(evs)-limit)
+	for n := len(evs); n > limit; n-- {
+		top := ""
+		for name, c := range count {
+			if c > count[top] || c == count[top] && name < top {
+				top = name
+			}
+		}
+		for i, e := range evs {
+			if e.Name == top && !drop[i] {
+				drop[i] = true
+				break
+			}
+		}
+		count[top]--
+	}
+	out := evs[:0]
+	for i, e := range evs {
+		if !drop[i] {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // recentEvents returns the kept events, newest first.

@@ -130,14 +130,14 @@ func (w *watcher) ask(name string) bool {
 	return true
 }
 
-// poll discovers agents and asks every known bot's agent for status, at
-// start and every pollInterval, until the dashboard stops.
+// poll discovers agents and asks every supervised bot's agent for status,
+// at start and every pollInterval, until the dashboard stops.
 func (w *watcher) poll() {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {
 		w.discover()
-		for _, name := range w.d.state.names() {
+		for _, name := range w.d.state.supervised() {
 			w.refresh(name)
 		}
 		w.d.state.tick()
@@ -155,7 +155,7 @@ const discoverMax = 1000
 
 // discover collects the bot names of every lifeline-agent micro service
 // that answers an INFO request within discoverWindow, and asks the agent of
-// each unknown one for its status. Anyone may answer an INFO request, so a
+// each bot not yet known to have one for its status. Anyone may answer an INFO request, so a
 // name found there is only a lead: the bot is listed once its agent answers
 // on its status subject, where only that bot's agent login may answer.
 func (w *watcher) discover() {
@@ -185,7 +185,7 @@ func (w *watcher) discover() {
 			continue
 		}
 		name := info.Metadata["name"]
-		if bus.ValidName(name) != nil || asked[name] || w.d.state.known(name) {
+		if bus.ValidName(name) != nil || asked[name] || w.d.state.hasAgent(name) {
 			continue
 		}
 		if len(asked) == discoverMax {
