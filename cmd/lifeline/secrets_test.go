@@ -2,9 +2,7 @@ package main
 
 import (
 	"flag"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -78,16 +76,8 @@ func TestHelpHidesSecrets(t *testing.T) {
 // with the secrets in its environment: `lifeline agent --help` and the rest
 // never print them.
 func TestBuiltBinaryHelpHidesSecrets(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
 	secrets := secretEnv(t)
-	bin := filepath.Join(t.TempDir(), "lifeline")
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := e2eBinPath // built once by TestMain
 	for _, c := range commands {
 		out, err := exec.CommandContext(t.Context(), bin, c.name, "--help").CombinedOutput()
 		if c.name == "help" {
