@@ -32,7 +32,7 @@ type busSpy struct {
 func startSpy(t *testing.T, nc *nats.Conn, answered string) *busSpy {
 	t.Helper()
 	s := &busSpy{}
-	_, err := nc.Subscribe("lifeline.agent.>", func(m *nats.Msg) {
+	_, err := nc.Subscribe("lifeline.agent.*.*", func(m *nats.Msg) {
 		// Recorded before answering: once the dashboard has its answer,
 		// the request is on the record.
 		if !strings.HasSuffix(m.Subject, "."+bus.OpStatus) { // the dashboard polls status on its own
@@ -319,7 +319,7 @@ func TestBadHTTPInput(t *testing.T) {
 	td := startDashboard(t)
 	nc := connect(t, td)
 	agent := startFakeAgent(t, nc, "bot")
-	spy := startSpy(t, nc, "bot")
+	spy := startSpy(t, connect(t, td), "bot") // its own login: a connection answers a request once
 	cookie, csrf := login(t, td)
 	token := td.AccessToken()
 	otherSession := SessionCookie + "=" + newSessionKeys("some-other-token-123456").newSession(time.Now())
@@ -425,7 +425,7 @@ func TestGoodCommandBodies(t *testing.T) {
 	td := startDashboard(t)
 	nc := connect(t, td)
 	agent := startFakeAgent(t, nc, "bot")
-	spy := startSpy(t, nc, "bot")
+	spy := startSpy(t, connect(t, td), "bot") // its own login: a connection answers a request once
 	cookie, csrf := login(t, td)
 	auths := []map[string]string{
 		bearer(td.AccessToken()),

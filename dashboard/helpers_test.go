@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -114,12 +115,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// connect opens a test client on the dashboard's bus.
+// connect opens a test client on the dashboard's bus, logged in as an
+// agent (which may also be any bot): what fake agents and bots need.
 func connect(t *testing.T, td *testDashboard) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(td.NATSURL())
+	return connectAs(t, td, bus.LoginAgent)
+}
+
+// connectAs opens a test client on the dashboard's bus with one of the
+// logins of its bus directory (bus.LoginOperator, ...).
+func connectAs(t *testing.T, td *testDashboard, login string) *nats.Conn {
+	t.Helper()
+	l, err := bus.ResolveLogin(td.NATSURL(), bus.SeedFile(filepath.Join(td.DataDir, "bus"), login), "")
 	if err != nil {
-		t.Fatalf("connect to bus: %v", err)
+		t.Fatal(err)
+	}
+	opts, err := l.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(td.NATSURL(), opts...)
+	if err != nil {
+		t.Fatalf("connect to bus as %s: %v", login, err)
 	}
 	t.Cleanup(nc.Close)
 	return nc

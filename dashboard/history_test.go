@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -82,7 +83,7 @@ func TestHistorySurvivesADashboardRestart(t *testing.T) {
 	first := newTestDashboard(t)
 	stop := runUntil(t, first)
 	nc := connect(t, first)
-	waitForStream(t, nc)
+	waitForStream(t, connectAs(t, first, bus.LoginOperator))
 	publishEvent(t, nc, bus.Event{Time: time.Now().UTC(), Name: "bot", Type: bus.EventCrashed, PID: 42, Reason: "before-restart"})
 	waitFor(t, "event seen live", func() bool { return hasEvent(t, first, "before-restart") })
 	nc.Close()
@@ -111,14 +112,16 @@ func TestHistoryIsSharedAcrossAClusterAndReplicated(t *testing.T) {
 		routes = append(routes, "nats://"+addr)
 	}
 	var ds []*testDashboard
+	logins := sharedBusDir(t)
 	for i := range 3 {
 		td := newTestDashboard(t)
+		copyBusDir(t, logins, td.DataDir)
 		td.ClusterListen, td.ClusterName, td.Routes = listens[i], "t", routes
 		runUntil(t, td)
 		ds = append(ds, td)
 	}
 	nc := connect(t, ds[0])
-	js, _ := jetstream.New(nc)
+	js, _ := jetstream.New(connectAs(t, ds[0], bus.LoginOperator))
 	// A JetStream cluster takes a few seconds to elect its leaders.
 	waitLong(t, "events stream with 3 replicas", func() bool {
 		s, err := js.Stream(context.Background(), eventsStream)
@@ -130,6 +133,7 @@ func TestHistoryIsSharedAcrossAClusterAndReplicated(t *testing.T) {
 	}
 	// A fourth dashboard, started later, shows the earlier event at once.
 	late := newTestDashboard(t)
+	copyBusDir(t, logins, late.DataDir)
 	late.ClusterListen, late.ClusterName, late.Routes = freeAddr(t), "t", routes
 	runUntil(t, late)
 	waitLong(t, "history on a late dashboard", func() bool { return hasEvent(t, late, "clustered-history") })
@@ -237,10 +241,12 @@ func recorded(td *testDashboard) (stored, duplicates int) {
 // startDashboardProcess runs a dashboard joining the cluster through
 // routes, in a process of its own so that it can be killed -9, and returns
 // the process and its bus server's name.
-func startDashboardProcess(t *testing.T, clusterAddr string, routes []string) (*exec.Cmd, string) {
+func startDashboardProcess(t *testing.T, logins, clusterAddr string, routes []string) (*exec.Cmd, string) {
 	t.Helper()
+	data := t.TempDir()
+	copyBusDir(t, logins, data)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "LIFELINE_TEST_DASHBOARD_DATA="+t.TempDir(),
+	cmd.Env = append(os.Environ(), "LIFELINE_TEST_DASHBOARD_DATA="+data,
 		"LIFELINE_TEST_CLUSTER="+clusterAddr, "LIFELINE_TEST_ROUTES="+strings.Join(routes, ","))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -271,16 +277,18 @@ func TestHistoryKeepsEventsPublishedWhileTheStreamLeaderIsDead(t *testing.T) {
 	}
 	// Two dashboards in this process; the third, in a process of its own,
 	// will lead the stream and be killed.
-	victimProc, victim := startDashboardProcess(t, clusters[2], routes)
+	logins := sharedBusDir(t)
+	victimProc, victim := startDashboardProcess(t, logins, clusters[2], routes)
 	var ds []*testDashboard
 	for i := range 2 {
 		td := newTestDashboard(t)
+		copyBusDir(t, logins, td.DataDir)
 		td.ClusterListen, td.ClusterName, td.Routes = clusters[i], "t", routes
 		runUntil(t, td)
 		ds = append(ds, td)
 	}
 	agent := connect(t, ds[0]) // publishes events as an agent does
-	js, err := jetstream.New(agent)
+	js, err := jetstream.New(connectAs(t, ds[0], bus.LoginOperator))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,6 +358,7 @@ func TestHistoryKeepsEventsPublishedWhileTheStreamLeaderIsDead(t *testing.T) {
 	}
 	// A dashboard started now shows them all from the history alone.
 	late := newTestDashboard(t)
+	copyBusDir(t, logins, late.DataDir)
 	late.ClusterListen, late.ClusterName, late.Routes = freeAddr(t), "t", routes
 	runUntil(t, late)
 	waitBotEvents(t, late, want)
@@ -359,11 +368,13 @@ func TestHistoryKeepsEventsPublishedWhileTheStreamLeaderIsDead(t *testing.T) {
 // both record each event; the stream keeps one copy.
 func TestHistoryStoresOnceWhatTwoDashboardsRecord(t *testing.T) {
 	first := startDashboard(t)
+	// The second dashboard writes history too, so it logs in with the
+	// first one's own rights.
 	second := newTestDashboard(t)
-	second.ExternalNATS = first.NATSURL()
+	second.ExternalNATS = strings.Replace(first.NATSURL(), "nats://", "nats://"+first.admin.Name+":"+first.admin.Password+"@", 1)
 	mustRun(t, second)
 	agent := connect(t, first)
-	js, err := jetstream.New(agent)
+	js, err := jetstream.New(connectAdmin(t, first))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +407,7 @@ func startWithHistory(t *testing.T) (*testDashboard, *nats.Conn, jetstream.JetSt
 	t.Helper()
 	td := startDashboard(t)
 	agent := connect(t, td)
-	return td, agent, waitForStream(t, agent)
+	return td, agent, waitForStream(t, connectAdmin(t, td))
 }
 
 // waitForStream waits until the events stream exists on nc's bus.
@@ -429,7 +440,7 @@ func TestHistoryRecordsEventsPublishedBeforeTheStreamExists(t *testing.T) {
 	// A second dashboard makes the stream again, and reads it at once,
 	// likely before the first's next attempt stores the event.
 	late := newTestDashboard(t)
-	late.ExternalNATS = td.NATSURL()
+	late.ExternalNATS = strings.Replace(td.NATSURL(), "nats://", "nats://"+td.admin.Name+":"+td.admin.Password+"@", 1)
 	mustRun(t, late)
 	waitStored(t, js, []string{"no-stream-yet"})
 	waitBotEvents(t, late, []string{"no-stream-yet"})
@@ -468,7 +479,7 @@ func TestHistoryMovesAnOldStreamToTheHistorySubjects(t *testing.T) {
 	mustRun(t, td)
 	waitFor(t, "the old event", func() bool { return hasEvent(t, td, "old-dashboard") })
 	agent := connect(t, td)
-	js, _ = jetstream.New(agent)
+	js, _ = jetstream.New(connectAs(t, td, bus.LoginOperator))
 	s, err := js.Stream(context.Background(), eventsStream)
 	if err != nil {
 		t.Fatal(err)
@@ -518,5 +529,39 @@ func TestHistoryThenLiveCopyShownOnce(t *testing.T) {
 		}
 	default:
 		t.Fatal("the live copy was not sent to the stream")
+	}
+}
+
+// sharedBusDir makes the bus directory (logins and route secret) that the
+// dashboards of one cluster share, as operators copy the first one's.
+func sharedBusDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "bus")
+	if _, err := bus.EnsureDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// copyBusDir copies bus directory from into data dir data, before the
+// dashboard there starts.
+func copyBusDir(t *testing.T, from, data string) {
+	t.Helper()
+	to := filepath.Join(data, "bus")
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

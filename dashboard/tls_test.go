@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -51,7 +52,15 @@ func TestTLSForHTTPAndBus(t *testing.T) {
 		return resp.StatusCode == 200
 	})
 	// An agent reaches the TLS bus with the CA, and the dashboard sees it.
-	nc, err := bus.Connect(td.NATSURL(), "agent", false, nats.RootCAs(cert))
+	login, err := bus.ResolveLogin(td.NATSURL(), bus.SeedFile(filepath.Join(td.DataDir, "bus"), bus.LoginAgent), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lopts, err := login.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := bus.Connect(td.NATSURL(), "agent", false, append(lopts, nats.RootCAs(cert))...)
 	if err != nil {
 		t.Fatalf("TLS bus: %v", err)
 	}
