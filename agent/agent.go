@@ -297,10 +297,7 @@ func (o *operation) by() string {
 	var names []string
 	seen := map[string]bool{}
 	for _, r := range o.reqs {
-		n := r.req.RequestedBy
-		if n == "" {
-			n = "bus"
-		}
+		n := bus.Attribute(bus.LoginFromInbox(r.msg.Reply()), r.req.RequestedBy)
 		if !seen[n] {
 			seen[n] = true
 			names = append(names, n)

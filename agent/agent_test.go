@@ -283,7 +283,7 @@ func TestRestartRequestReplacesBot(t *testing.T) {
 	if err != nil || !r.OK || r.OldPID != first.PID || r.NewPID == 0 || r.NewPID == first.PID {
 		t.Fatalf("restart: %+v %v", r, err)
 	}
-	if ev := h.waitEvent(bus.EventRestarted); ev.RequestedBy != "test" || ev.PID != r.NewPID {
+	if ev := h.waitEvent(bus.EventRestarted); ev.RequestedBy != "unknown login (test)" || ev.PID != r.NewPID {
 		t.Fatalf("restarted event %+v", ev)
 	}
 	waitGone(t, first.PID)

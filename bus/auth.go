@@ -181,6 +181,8 @@ func ReadUsers(path string) ([]User, error) {
 			return nil, &UsersError{Path: path, Line: n, Err: fmt.Errorf("an %s account names its bot: %s USER PASSWORD|NKEY BOT", u.Role, u.Role)}
 		case u.NKey == "" && len(u.Password) < 12:
 			return nil, &UsersError{Path: path, Line: n, Err: fmt.Errorf("password of %s is shorter than 12 characters", u.Name)}
+		case u.Name == DashboardLogin:
+			return nil, &UsersError{Path: path, Line: n, Err: fmt.Errorf("user name %s is the dashboards' own", DashboardLogin)}
 		case seen[u.Name]:
 			return nil, &UsersError{Path: path, Line: n, Err: fmt.Errorf("user %s is listed twice", u.Name)}
 		}

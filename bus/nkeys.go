@@ -347,3 +347,44 @@ func allLoopback(urls string) bool {
 	}
 	return true
 }
+
+// DashboardLogin is the inbox name of the dashboards' own logins, so that
+// agents can tell a command from a dashboard's page from one sent on the
+// bus. A users file may not take it.
+const DashboardLogin = "dashboard"
+
+// LoginFromInbox returns the login whose inbox reply is (see InboxPrefix),
+// or "" when the reply subject names none (a client with the default
+// inbox). The bus lets each login receive replies only in its own inbox, so
+// a requester that names another login's inbox never hears the answer; only
+// logins that may send the request at all can do that.
+func LoginFromInbox(reply string) string {
+	rest, ok := strings.CutPrefix(reply, "_INBOX.")
+	if !ok {
+		return ""
+	}
+	t := strings.Split(rest, ".")
+	// "_INBOX.LOGIN.NUID[.TOKEN]"; a default inbox is "_INBOX.NUID[.TOKEN]",
+	// whose second token, if any, is a short request token, not a NUID.
+	if len(t) < 2 || len(t[1]) != nuidLen || !validToken(t[0], 64) {
+		return ""
+	}
+	return t[0]
+}
+
+// nuidLen is the length of the NUIDs nats.go ends its inbox names with.
+const nuidLen = 22
+
+// Attribute says who asked, for events and logs: the login the bus
+// vouches for, with what the requester said of itself beside it.
+func Attribute(login, said string) string {
+	switch {
+	case login == "" && said == "":
+		return "bus"
+	case login == "":
+		return "unknown login (" + said + ")"
+	case said == "":
+		return login
+	}
+	return login + " (" + said + ")"
+}

@@ -399,6 +399,8 @@ func (d *Dashboard) connect() (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect("", append(opts,
 		nats.InProcessServer(d.srv),
+		// Agents name the dashboard as the requester of what the page asks.
+		nats.CustomInboxPrefix(bus.InboxPrefix(bus.DashboardLogin)),
 		nats.Name("lifeline-dashboard"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(bus.ReconnectWait),

@@ -351,7 +351,7 @@ func (d *Dashboard) handleCommand(c fiber.Ctx, name, op string) error {
 	if err := checkCommandBody(c.Body()); err != nil {
 		return fail(c, fiber.StatusBadRequest, err.Error())
 	}
-	by := fmt.Sprintf("dashboard %s from %s", d.host, c.IP())
+	by := fmt.Sprintf("web, %s from %s", d.host, c.IP())
 	if len(by) > 256 {
 		by = by[:256]
 	}

@@ -64,7 +64,18 @@ type clusterDash struct {
 // --nats-listen and --data) and waits until it serves.
 func clusterStartDash(t *testing.T, name, httpAddr, natsAddr string, args ...string) *clusterDash {
 	t.Helper()
+	return clusterStartDashWith(t, "", name, httpAddr, natsAddr, args...)
+}
+
+// clusterStartDashWith is clusterStartDash with a copy of bus directory
+// logins (see clusterBusDir) in the dashboard's data directory, as
+// operators give every dashboard of a cluster the first one's.
+func clusterStartDashWith(t *testing.T, logins, name, httpAddr, natsAddr string, args ...string) *clusterDash {
+	t.Helper()
 	d := &clusterDash{t: t, name: name, dir: t.TempDir(), natsURL: "nats://" + natsAddr}
+	if logins != "" {
+		clusterCopyBus(t, logins, d.dir)
+	}
 	all := append([]string{"dashboard", "--http", httpAddr, "--nats-listen", natsAddr, "--data", "data"}, args...)
 	d.proc = e2eStart(t, name, d.dir, e2eEnv(), all...)
 	page := d.proc.waitOutput("page:", 20*time.Second)
@@ -160,6 +171,40 @@ func clusterStartAgent(t *testing.T, dir, urls string) *e2eProc {
 	return a
 }
 
+// clusterBusDir makes the bus directory the dashboards of one cluster share:
+// its logins and route secret.
+func clusterBusDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "bus")
+	if _, err := bus.EnsureDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// clusterCopyBus copies bus directory logins to dir/data/bus, where a
+// dashboard, agent or CLI started in dir finds it.
+func clusterCopyBus(t *testing.T, logins, dir string) {
+	t.Helper()
+	to := filepath.Join(dir, "data", "bus")
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(logins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(logins, e.Name()))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(to, e.Name()), b, 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // clusterRunning is the condition "the bot runs under a connected agent".
 func clusterRunning(st bus.Status) bool {
 	return st.State == bus.StateRunning && st.PID > 0 && st.Agent.Connected
@@ -180,8 +225,9 @@ func TestE2EClusterFailoverRestartAndLateDashboard(t *testing.T) {
 	first3 := strings.Join(routes[:3], ",")
 
 	var dashes []*clusterDash
+	logins := clusterBusDir(t)
 	for i := range 3 {
-		dashes = append(dashes, clusterStartDash(t, fmt.Sprintf("dashboard%d", i+1), httpA[i], natsA[i],
+		dashes = append(dashes, clusterStartDashWith(t, logins, fmt.Sprintf("dashboard%d", i+1), httpA[i], natsA[i],
 			"--cluster", clusterA[i], "--cluster-name", "e2e", "--routes", first3))
 	}
 	var urls []string
@@ -189,6 +235,8 @@ func TestE2EClusterFailoverRestartAndLateDashboard(t *testing.T) {
 		urls = append(urls, d.natsURL)
 	}
 	agentDir := t.TempDir()
+	clusterCopyBus(t, logins, agentDir) // the agent's host gets the logins too
+	operatorSeed := bus.SeedFile(logins, bus.LoginOperator)
 	agent := clusterStartAgent(t, agentDir, strings.Join(urls, ","))
 
 	// Which dashboard carries the agent? Ask through any of them.
@@ -217,10 +265,10 @@ func TestE2EClusterFailoverRestartAndLateDashboard(t *testing.T) {
 	// History is kept once the JetStream cluster has elected its leaders and
 	// the dashboards have made the events stream, on three servers so that
 	// it survives losing one.
-	clusterWaitHistory(t, strings.Join(urls, ","), 3)
+	clusterWaitHistory(t, strings.Join(urls, ","), operatorSeed, 3)
 	t.Cleanup(func() {
 		if t.Failed() {
-			clusterDumpHistory(t, strings.Join(urls, ","))
+			clusterDumpHistory(t, strings.Join(urls, ","), operatorSeed)
 		}
 	})
 
@@ -264,7 +312,7 @@ func TestE2EClusterFailoverRestartAndLateDashboard(t *testing.T) {
 
 	// A fourth dashboard started later lists the bot at once (discovery,
 	// asking the agent) and shows the earlier restart from the history.
-	late := clusterStartDash(t, "dashboard4", httpA[3], natsA[3],
+	late := clusterStartDashWith(t, logins, "dashboard4", httpA[3], natsA[3],
 		"--cluster", clusterA[3], "--cluster-name", "e2e", "--routes", strings.Join(routes, ","), "--verbose")
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -294,7 +342,7 @@ func TestE2EClusterFailoverRestartAndLateDashboard(t *testing.T) {
 		t.Errorf("restarted event without requested_by: %+v", ev)
 	}
 	// Each survivor recorded it; the stream holds it once.
-	if n := clusterCountStored(t, strings.Join(urls, ","), bus.EventRestarted, r.NewPID); n != 1 {
+	if n := clusterCountStored(t, strings.Join(urls, ","), operatorSeed, bus.EventRestarted, r.NewPID); n != 1 {
 		t.Errorf("the events stream holds the restart %d times, want once", n)
 	}
 	// The bot was never doubled.
@@ -334,7 +382,8 @@ func TestE2EViewerCannotRestart(t *testing.T) {
 	pid := d.waitStatus(30*time.Second, "bot running", clusterRunning).PID
 
 	// The viewer may ask for status, not restart.
-	viewer, err := nats.Connect(d.natsURL, nats.UserInfo("wall", viewPass), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	viewer, err := nats.Connect(d.natsURL, nats.UserInfo("wall", viewPass), nats.CustomInboxPrefix(bus.InboxPrefix("wall")),
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	if err != nil {
 		t.Fatalf("viewer login: %v", err)
 	}
@@ -355,7 +404,7 @@ func TestE2EViewerCannotRestart(t *testing.T) {
 	}
 
 	// The operator may restart, over the bus and with the CLI.
-	op, err := nats.Connect(d.natsURL, nats.UserInfo("alice", opPass))
+	op, err := nats.Connect(d.natsURL, nats.UserInfo("alice", opPass), nats.CustomInboxPrefix(bus.InboxPrefix("alice")))
 	if err != nil {
 		t.Fatalf("operator login: %v", err)
 	}
@@ -401,16 +450,22 @@ func TestE2EViewerCannotRestart(t *testing.T) {
 	}
 }
 
-// TestE2EClusterRefusesOpenBus: a bus beyond loopback without users does not
-// start, and the message says to pass --nats-users; conflicting flags are
-// usage errors.
+// TestE2EClusterRefusesOpenBus: a cluster port beyond loopback without route
+// credentials does not start, and the message says how to give them;
+// conflicting flags are usage errors.
 func TestE2EClusterRefusesOpenBus(t *testing.T) {
-	addrs := clusterFreeAddrs(t, 2)
+	addrs := clusterFreeAddrs(t, 3)
 	_, port, _ := net.SplitHostPort(addrs[1])
+	_, cport, _ := net.SplitHostPort(addrs[2])
 	dir := t.TempDir()
-	p := e2eStart(t, "dashboard", dir, e2eEnv(), "dashboard", "--http", addrs[0], "--nats-listen", "0.0.0.0:"+port, "--data", "data")
-	if code := p.wait(15 * time.Second); code != exitFailure || !strings.Contains(p.out.String(), "--nats-users") {
-		t.Fatalf("open bus: exit %d, want %d with advice to pass --nats-users:\n%s", code, exitFailure, p.out)
+	users := filepath.Join(dir, "users.txt")
+	if err := os.WriteFile(users, []byte("operator alice correct-horse-battery\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := e2eStart(t, "dashboard", dir, e2eEnv(), "dashboard", "--http", addrs[0], "--nats-listen", "0.0.0.0:"+port,
+		"--cluster", "0.0.0.0:"+cport, "--nats-users", users, "--data", "data")
+	if code := p.wait(15 * time.Second); code != exitFailure || !strings.Contains(p.out.String(), "--cluster-secret") {
+		t.Fatalf("open cluster port: exit %d, want %d with advice to pass --cluster-secret:\n%s", code, exitFailure, p.out)
 	}
 	for _, args := range [][]string{
 		{"--nats-url", "nats://127.0.0.1:4222", "--cluster", "127.0.0.1:6222"},
@@ -435,13 +490,9 @@ func TestE2EClusterRefusesOpenBus(t *testing.T) {
 // clusterWaitHistory waits until the bus at urls keeps the events stream
 // on replicas servers, every replica placed and caught up, so that losing
 // any one server keeps a quorum.
-func clusterWaitHistory(t *testing.T, urls string, replicas int) {
+func clusterWaitHistory(t *testing.T, urls, seed string, replicas int) {
 	t.Helper()
-	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatalf("connect to the cluster: %v", err)
-	}
-	defer nc.Close()
+	nc := e2eConnect(t, urls, seed)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -471,13 +522,9 @@ func clusterWaitHistory(t *testing.T, urls string, replicas int) {
 
 // clusterCountStored counts the events of type typ for pid that the events
 // stream holds.
-func clusterCountStored(t *testing.T, urls string, typ bus.EventType, pid int) int {
+func clusterCountStored(t *testing.T, urls, seed string, typ bus.EventType, pid int) int {
 	t.Helper()
-	nc, err := nats.Connect(urls)
-	if err != nil {
-		t.Fatalf("connect to the cluster: %v", err)
-	}
-	defer nc.Close()
+	nc := e2eConnect(t, urls, seed)
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -501,13 +548,8 @@ func clusterCountStored(t *testing.T, urls string, typ bus.EventType, pid int) i
 
 // clusterDumpHistory logs what the events stream holds, to tell a lost
 // event from one a dashboard did not read.
-func clusterDumpHistory(t *testing.T, urls string) {
-	nc, err := nats.Connect(urls)
-	if err != nil {
-		t.Logf("history: connect: %v", err)
-		return
-	}
-	defer nc.Close()
+func clusterDumpHistory(t *testing.T, urls, seed string) {
+	nc := e2eConnect(t, urls, seed)
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -338,14 +338,37 @@ func (s *e2eStack) cli(args ...string) (stdout, stderr string, code int) {
 	return out.String(), errb.String(), code
 }
 
-// connect opens a bus client to the stack, closed when the test ends.
+// connect opens a bus client to the stack as its operator login, closed
+// when the test ends.
 func (s *e2eStack) connect() *nats.Conn {
 	s.t.Helper()
-	nc, err := nats.Connect(s.natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	return s.connectAs(bus.LoginOperator)
+}
+
+// connectAs opens a bus client to the stack with one of the logins of the
+// dashboard's bus directory (bus.LoginOperator, bus.LoginAgent, ...).
+func (s *e2eStack) connectAs(login string) *nats.Conn {
+	s.t.Helper()
+	return e2eConnect(s.t, s.natsURL, s.data("bus", login+".nk"))
+}
+
+// e2eConnect opens a bus client to urls logged in with seed file seed, as
+// lifeline's own clients log in, closed when the test ends.
+func e2eConnect(t testing.TB, urls, seed string) *nats.Conn {
+	t.Helper()
+	l, err := bus.ResolveLogin(urls, seed, "")
 	if err != nil {
-		s.t.Fatalf("connect to bus: %v", err)
+		t.Fatal(err)
 	}
-	s.t.Cleanup(nc.Close)
+	opts, err := l.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(urls, append(opts, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))...)
+	if err != nil {
+		t.Fatalf("connect to bus: %v", err)
+	}
+	t.Cleanup(nc.Close)
 	return nc
 }
 

@@ -142,6 +142,9 @@ func TestE2EPartitionedDashboardDoesNotTakeTheBotDown(t *testing.T) {
 	const pw = "partition-test-password"
 	users := filepath.Join(dir, "users")
 	os.WriteFile(users, []byte("operator op "+pw+"\nagent ag "+pw+" bot\n"), 0o600)
+	// The cluster listens beyond loopback, so its routes need a secret.
+	secret := filepath.Join(dir, "route.secret")
+	os.WriteFile(secret, []byte("partition-test-route-secret-0123456789\n"), 0o600)
 	var routes, clients []string
 	for i := 1; i <= 3; i++ {
 		routes = append(routes, "nats://"+n.addr(i)+":6222")
@@ -155,7 +158,7 @@ func TestE2EPartitionedDashboardDoesNotTakeTheBotDown(t *testing.T) {
 		p.cmd = exec.Command("ip", "netns", "exec", n.ns[i-1], e2eBinPath, "dashboard",
 			"--http", n.addr(i)+":8000", "--nats-listen", n.addr(i)+":4222",
 			"--cluster", n.addr(i)+":6222", "--routes", strings.Join(routes, ","),
-			"--nats-users", users, "--data", ddir, "--no-history")
+			"--nats-users", users, "--cluster-secret", secret, "--data", ddir, "--no-history")
 		p.cmd.Env = e2eEnv()
 		p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 		if err := p.cmd.Start(); err != nil {

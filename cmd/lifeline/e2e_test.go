@@ -153,11 +153,23 @@ func TestE2EStockNATSCLI(t *testing.T) {
 	}
 	s := e2eNewStack(t)
 	pid := s.running().PID
+	// As the README says: the operator's seed file, and its own inbox.
+	natsCmd := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(nats, append([]string{"--server", s.natsURL, "--nkey", "data/bus/operator.nk",
+			"--inbox-prefix", bus.InboxPrefix(bus.LoginOperator)}, args...)...)
+		cmd.Dir = s.dir
+		cmd.Env = e2eEnv("HOME=" + t.TempDir()) // no saved contexts
+		return cmd
+	}
+	// Without a login the bus takes nothing, loopback included.
+	anon := exec.Command(nats, "--server", s.natsURL, "req", "lifeline.agent.bot.stop", "")
+	anon.Env = e2eEnv("HOME=" + t.TempDir())
+	if out, err := anon.CombinedOutput(); err == nil || !strings.Contains(string(out), "Authorization Violation") {
+		t.Fatalf("anonymous nats req stop: err %v\n%s", err, out)
+	}
 	run := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command(nats, append([]string{"--server", s.natsURL}, args...)...)
-		cmd.Env = e2eEnv("HOME=" + t.TempDir()) // no saved contexts
-		out, err := cmd.CombinedOutput()
+		out, err := natsCmd(args...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("nats %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
@@ -180,9 +192,7 @@ func TestE2EStockNATSCLI(t *testing.T) {
 	e2eWaitGone(t, pid)
 	s.running()
 	// A body the agent does not understand is refused, and changes nothing.
-	cmd := exec.Command(nats, "--server", s.natsURL, "req", "lifeline.agent.bot.restart", "garbage")
-	cmd.Env = e2eEnv("HOME=" + t.TempDir())
-	bad, _ := cmd.CombinedOutput()
+	bad, _ := natsCmd("req", "lifeline.agent.bot.restart", "garbage").CombinedOutput()
 	if !strings.Contains(string(bad), "bad request") {
 		t.Fatalf("garbage request:\n%s", bad)
 	}
@@ -192,15 +202,11 @@ func TestE2EStockNATSCLI(t *testing.T) {
 	// The shared event history is a stream the stock CLI lists, holding the
 	// restart above.
 	e2eWait(t, 20*time.Second, "nats stream ls to list the event history", func() (bool, string) {
-		cmd := exec.Command(nats, "--server", s.natsURL, "stream", "ls")
-		cmd.Env = e2eEnv("HOME=" + t.TempDir())
-		out, _ := cmd.CombinedOutput()
+		out, _ := natsCmd("stream", "ls").CombinedOutput()
 		return strings.Contains(string(out), "LIFELINE_EVENTS"), string(out)
 	})
 	e2eWait(t, 20*time.Second, "the restart in the stream", func() (bool, string) {
-		cmd := exec.Command(nats, "--server", s.natsURL, "stream", "get", "LIFELINE_EVENTS", "--last-for", bus.HistorySubject("bot"))
-		cmd.Env = e2eEnv("HOME=" + t.TempDir())
-		out, _ := cmd.CombinedOutput()
+		out, _ := natsCmd("stream", "get", "LIFELINE_EVENTS", "--last-for", bus.HistorySubject("bot")).CombinedOutput()
 		return strings.Contains(string(out), `"type":"restarted"`), string(out)
 	})
 }
