@@ -287,7 +287,7 @@ func TestHistoryKeepsEventsPublishedWhileTheStreamLeaderIsDead(t *testing.T) {
 		runUntil(t, td)
 		ds = append(ds, td)
 	}
-	agent := connect(t, ds[0]) // publishes events as an agent does
+	agent := connect(t, ds[0])                       // publishes events as an agent does
 	js, err := jetstream.New(connectAdmin(t, ds[0])) // moves the stream leader: a dashboard's right
 	if err != nil {
 		t.Fatal(err)
