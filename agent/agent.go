@@ -41,10 +41,11 @@ type Agent struct {
 	NATSCA string
 	// Login is how the agent logs in to the bus (see bus.ResolveLogin).
 	Login bus.Login
-	// BotNkey is the nkey seed file the agent hands its bot in
-	// LIFELINE_NATS_NKEY (a bot login's, so the bot cannot act as the
-	// agent); empty hands none.
-	BotNkey string
+	// BotLogin is the login the agent hands its bot, in the environment
+	// (bus.EnvSeed): a bot login's, so the bot cannot act as the agent. It
+	// is held from the start, so a bot respawned after its data directory
+	// vanished still logs in. Zero hands none.
+	BotLogin bus.Login
 	PIDFile string
 	LogFile string // the bot's stdout and stderr; empty discards them
 

@@ -77,10 +77,10 @@ func (s *supervisor) spawn() (*proc, error) {
 	if s.cfg.NATSCA != "" {
 		cmd.Env = append(cmd.Env, "LIFELINE_NATS_CA="+s.cfg.NATSCA)
 	}
-	if s.cfg.BotNkey != "" {
-		// A path, never the seed: the environment of a process is visible
-		// to its user only, and a file keeps its own 0600 mode.
-		cmd.Env = append(cmd.Env, "LIFELINE_NATS_NKEY="+s.cfg.BotNkey)
+	if seed := s.cfg.BotLogin.Seed(); seed != "" {
+		// The environment, never argv: only the same user may read it. The
+		// agent's own seed file, if it was named there, is not handed on.
+		cmd.Env = append(cmd.Env, bus.EnvSeed+"="+seed, "LIFELINE_NATS_NKEY=")
 	}
 	cmd.ExtraFiles = []*os.File{pf.Descriptor()}
 	cmd.SysProcAttr = sysProcAttr()

@@ -40,6 +40,10 @@ type Worker interface {
 	Stats() map[string]int64
 }
 
+// EnvNkey names the seed file a bot logs in with; an agent sets it for the
+// bots it starts.
+const EnvNkey = "LIFELINE_NATS_NKEY"
+
 // Bot runs a Worker under lifeline's bot protocol. Set the fields, then call
 // Run.
 type Bot struct {
@@ -50,7 +54,10 @@ type Bot struct {
 	// NATSCA is a PEM file of the CA that signed the bus's TLS certificate,
 	// for a bus with a private CA.
 	NATSCA string
-	// Login is how the bot logs in to the bus (see bus.ResolveLogin).
+	// Login is how the bot logs in to the bus (see bus.ResolveLogin); when
+	// zero, the seed an agent hands its bot ($LIFELINE_NATS_SEED), else the
+	// seed file $LIFELINE_NATS_NKEY names, else ./data/bus/bot.nk on a
+	// loopback bus.
 	Login bus.Login
 	// PIDFile is the path of the bot's PID file. If the environment names an
 	// inherited descriptor (pidfile.EnvFD), that descriptor must be this file.
@@ -123,7 +130,21 @@ func (b *Bot) Run(ctx context.Context) error {
 	if b.NATSCA != "" {
 		opts = append(opts, nats.RootCAs(b.NATSCA))
 	}
-	lopts, err := b.Login.Options()
+	login := b.Login
+	if login == (bus.Login{}) {
+		// Under an agent, the login it hands its bot; beside a dashboard,
+		// its bot seed: an SDK bot needs no login code of its own.
+		if seed := os.Getenv(bus.EnvSeed); seed != "" {
+			login, err = bus.LoginFromSeed(seed)
+		} else {
+			login, err = bus.ResolveLogin(bus.URLs(b.NATSURL), os.Getenv(EnvNkey), bus.LoginBot)
+		}
+		if err != nil {
+			removePIDFile(pf, log)
+			return err
+		}
+	}
+	lopts, err := login.Options()
 	if err != nil {
 		removePIDFile(pf, log)
 		return err

@@ -247,32 +247,54 @@ func loginName(b []byte) string {
 // only below its own prefix, so no login reads another's replies.
 func InboxPrefix(login string) string { return "_INBOX." + login }
 
-// Login is how a client proves who it is: an nkey seed file, else the
-// user and password in the URL, else nothing (a bus that takes anyone).
+// Login is how a client proves who it is: an nkey seed, else the user and
+// password in the URL, else nothing (a bus that takes anyone).
 type Login struct {
-	// NkeyFile is a seed file (LIFELINE_NATS_NKEY / --nats-nkey).
+	// NkeyFile is the seed file the login came from, if any, for messages.
 	NkeyFile string
 	// Name is the login's name on the bus and so its inbox name: the
-	// seed file's "# lifeline login:" name, else its public key; or the
-	// URL's user.
+	// seed's "# lifeline login:" name, else its public key; or the URL's
+	// user.
 	Name string
+	// seed is held in memory from the start, so a login outlives its file
+	// (a data directory deleted under a running agent).
+	seed string
 }
+
+// EnvSeed carries a seed to a child process, as an agent hands its bot its
+// login: in the environment, which only the same user can read, never in
+// argv.
+const EnvSeed = "LIFELINE_NATS_SEED"
+
+// Seed returns the login's nkey seed (with its "# lifeline login:" line),
+// or "" for a password login; it is for handing to a child in EnvSeed, never
+// for printing.
+func (l Login) Seed() string { return l.seed }
 
 // Options returns the nats.go options that log in as l and receive replies
 // in l's own inbox.
 func (l Login) Options() ([]nats.Option, error) {
 	var opts []nats.Option
-	if l.NkeyFile != "" {
-		opt, err := nats.NkeyOptionFromSeed(l.NkeyFile)
+	if l.seed != "" {
+		kp, err := nkeys.ParseDecoratedNKey([]byte(l.seed))
 		if err != nil {
-			return nil, fmt.Errorf("nkey %s: %w", l.NkeyFile, err)
+			return nil, fmt.Errorf("bus login: %w", err)
 		}
-		opts = append(opts, opt)
+		pub, err := kp.PublicKey()
+		if err != nil {
+			return nil, fmt.Errorf("bus login: %w", err)
+		}
+		opts = append(opts, nats.Nkey(pub, kp.Sign))
 	}
 	if l.Name != "" {
 		opts = append(opts, nats.CustomInboxPrefix(InboxPrefix(l.Name)))
 	}
 	return opts, nil
+}
+
+// LoginFromSeed is the login of seed, as handed on in EnvSeed.
+func LoginFromSeed(seed string) (Login, error) {
+	return parseLogin([]byte(seed), EnvSeed)
 }
 
 // ResolveLogin settles how a client logs in to urls: with nkeyFile when
@@ -299,20 +321,30 @@ func ResolveLogin(urls, nkeyFile, login string) (Login, error) {
 		return Login{}, fmt.Errorf("bus login: %w", err)
 	}
 	defer wipe(b)
+	l, err := parseLogin(b, nkeyFile)
+	l.NkeyFile = nkeyFile
+	return l, err
+}
+
+func parseLogin(b []byte, from string) (Login, error) {
 	kp, err := nkeys.ParseDecoratedNKey(b)
 	if err != nil {
-		return Login{}, fmt.Errorf("bus login: read %s: %w", nkeyFile, err)
+		return Login{}, fmt.Errorf("bus login: read %s: %w", from, err)
 	}
 	defer kp.Wipe()
 	pub, err := kp.PublicKey()
 	if err != nil || !nkeys.IsValidPublicUserKey(pub) {
-		return Login{}, fmt.Errorf("bus login: read %s: %w", nkeyFile, ErrNotUserSeed)
+		return Login{}, fmt.Errorf("bus login: read %s: %w", from, ErrNotUserSeed)
 	}
 	name := loginName(b)
 	if name == "" {
 		name = pub
 	}
-	return Login{NkeyFile: nkeyFile, Name: name}, nil
+	seed, err := kp.Seed()
+	if err != nil {
+		return Login{}, fmt.Errorf("bus login: read %s: %w", from, err)
+	}
+	return Login{Name: name, seed: "# lifeline login: " + name + "\n" + string(seed) + "\n"}, nil
 }
 
 // urlUser returns the user of the first URL in the list that has one.

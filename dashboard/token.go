@@ -38,7 +38,7 @@ func ensureDataDir(dir string) error {
 	notWritable := func(err error) error {
 		return fmt.Errorf("data dir %s is not writable: %w; choose another with --data", dir, err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil { // tokens, logins and history: private
 		return notWritable(err)
 	}
 	f, err := os.CreateTemp(dir, ".lifeline-write-test-*")

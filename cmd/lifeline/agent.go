@@ -142,12 +142,16 @@ func (c *AgentCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return adviseLogin(err)
 	}
+	botLogin, err := bus.ResolveLogin("", botNkey(login), "")
+	if err != nil {
+		return adviseLogin(err)
+	}
 	a := &agent.Agent{
 		Name:             c.Name,
 		NATSURL:          c.NATSURL,
 		NATSCA:           c.NATSCA,
 		Login:            login,
-		BotNkey:          botNkey(login),
+		BotLogin:         botLogin,
 		PIDFile:          orDefault(c.PIDFile, filepath.Join("data", c.Name+".pid")),
 		LogFile:          orDefault(c.LogFile, filepath.Join("data", c.Name+".log")),
 		Command:          c.Command,

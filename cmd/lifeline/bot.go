@@ -39,7 +39,7 @@ func (c *BotCommand) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.Name, "name", "bot", "Bot name (1-64 of A-Z a-z 0-9 _ -).")
 	fs.StringVar(&c.NATSURL, "nats-url", bus.URLs(""), "Bus to connect to; a comma list gives failover; defaults to $NATS_URL, else nats://127.0.0.1:4222.")
 	fs.StringVar(&c.NATSCA, "nats-ca", "", "Trust the bus's TLS certificate when signed by the CA in `FILE` (PEM).")
-	fs.StringVar(&c.NATSNkey, "nats-nkey", "", "Log in to the bus with the nkey seed in `FILE` (an agent hands its bot one in LIFELINE_NATS_NKEY); default: ./data/bus/bot.nk when the bus is on loopback and that file exists.")
+	fs.StringVar(&c.NATSNkey, "nats-nkey", "", "Log in to the bus with the nkey seed in `FILE` (an agent hands its bot its login in the environment); default: ./data/bus/bot.nk when the bus is on loopback and that file exists.")
 	fs.StringVar(&c.PIDFile, "pid-file", "", "Keep the PID in `FILE`, locked for the bot's whole life (default: data/NAME.pid, so data/bot.pid).")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", time.Second, "Heartbeat interval.")
 	fs.DurationVar(&c.Poll, "poll", 200*time.Millisecond, "How often to look for work when there is none.")
@@ -100,9 +100,14 @@ func (c *BotCommand) Run(ctx context.Context, args []string) error {
 	}
 	e := c.env
 	log := e.logger(slog.LevelInfo).With("component", "bot")
-	login, err := bus.ResolveLogin(c.NATSURL, c.NATSNkey, bus.LoginBot)
-	if err != nil {
-		return adviseLogin(err)
+	// Without --nats-nkey the SDK finds the login: the seed its agent
+	// handed it, else data/bus/bot.nk beside a dashboard.
+	var login bus.Login
+	if c.NATSNkey != "" {
+		var err error
+		if login, err = bus.ResolveLogin(c.NATSURL, c.NATSNkey, bus.LoginBot); err != nil {
+			return adviseLogin(err)
+		}
 	}
 	b := &bot.Bot{
 		Login:     login,
@@ -116,7 +121,7 @@ func (c *BotCommand) Run(ctx context.Context, args []string) error {
 		Logger:    log,
 		Worker:    &bot.Demo{Inbox: c.Inbox, Outbox: c.Outbox, Logger: log},
 	}
-	err = b.Run(ctx)
+	err := b.Run(ctx)
 	var locked *pidfile.LockedError
 	switch {
 	case err == nil:

@@ -908,8 +908,10 @@ func TestFaultTwoAgentsTwoDataDirs(t *testing.T) {
 		os.MkdirAll(dirA, 0o755)
 		os.MkdirAll(dirB, 0o755)
 		args := append([]string{"agent", "--nats-url", s.natsURL, "--stop-bot-on-exit"}, faultAgentArgs...)
-		a := e2eStart(t, "agent A", dirA, s.agentEnv, args...)
-		b := e2eStart(t, "agent B", dirB, s.agentEnv, args...)
+		// Each in a directory of its own, given the dashboard's agent login.
+		env := append(slices.Clone(s.agentEnv), "LIFELINE_NATS_NKEY="+s.data("bus", "agent.nk"))
+		a := e2eStart(t, "agent A", dirA, env, args...)
+		b := e2eStart(t, "agent B", dirB, env, args...)
 		winner, loser := faultOneWins(t, a, b)
 		st := faultWaitAgent(t, nc, "bot", "the winner to run the bot", func(st bus.Status) bool { return st.State == bus.StateRunning })
 		if st.Agent.PID != winner.pid() {
@@ -1426,6 +1428,11 @@ func TestFaultDataDirVanishes(t *testing.T) {
 	s := faultNewStack(t)
 	nc := s.connect()
 	pid := s.running().PID
+	// The operator keeps a copy of its login elsewhere, as it would.
+	opSeed := filepath.Join(t.TempDir(), "operator.nk")
+	if b, err := os.ReadFile(s.data("bus", "operator.nk")); err != nil || os.WriteFile(opSeed, b, 0o600) != nil {
+		t.Fatalf("copy the operator's seed: %v", err)
+	}
 	// Gone at once (a rename), then deleted: the bot recreates its inbox as
 	// it polls, which a plain recursive delete would race with.
 	if err := os.Rename(s.data(), s.data()+".gone"); err != nil {
@@ -1441,7 +1448,7 @@ func TestFaultDataDirVanishes(t *testing.T) {
 	if !e2eAlive(pid) || !e2eAlive(s.agent.pid()) {
 		t.Fatalf("bot alive %v, agent alive %v", e2eAlive(pid), e2eAlive(s.agent.pid()))
 	}
-	out, errOut, code := s.cli("restart")
+	out, errOut, code := s.cli("restart", "--nats-nkey", opSeed)
 	if code != 0 {
 		t.Fatalf("restart: %d %s%s", code, out, errOut)
 	}
@@ -1487,11 +1494,15 @@ func TestFaultDiskFull(t *testing.T) {
 	var fill, free func()
 	var want string
 	err := errors.New("LIFELINE_TEST_NO_MOUNT is set")
+	// The mount hides the dashboard's logins: keep a copy for the agent.
+	saved := t.TempDir()
+	clusterCopyBus(t, s.data("bus"), saved)
 	if os.Getenv("LIFELINE_TEST_NO_MOUNT") == "" {
 		err = syscall.Mount("tmpfs", s.data(), "tmpfs", 0, "size=64k")
 	}
 	if err == nil {
 		faultMountOver(t, s.data(), func() error { return nil })
+		clusterCopyBus(t, filepath.Join(saved, "data", "bus"), s.dir)
 		want = "no space left on device"
 		filler := s.data("filler")
 		fill = func() {

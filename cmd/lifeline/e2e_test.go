@@ -134,7 +134,8 @@ func TestE2ERestartThroughHTTPBusAndCLI(t *testing.T) {
 	// Who asked is on record.
 	var sawCLI bool
 	for _, ev := range s.events() {
-		if ev.Type == bus.EventRestarted && strings.HasPrefix(ev.RequestedBy, "cli ") {
+		// The login the bus vouches for, then what the CLI says of itself.
+		if ev.Type == bus.EventRestarted && strings.HasPrefix(ev.RequestedBy, "operator (cli ") {
 			sawCLI = true
 		}
 	}
