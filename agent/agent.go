@@ -46,8 +46,8 @@ type Agent struct {
 	// is held from the start, so a bot respawned after its data directory
 	// vanished still logs in. Zero hands none.
 	BotLogin bus.Login
-	PIDFile string
-	LogFile string // the bot's stdout and stderr; empty discards them
+	PIDFile  string
+	LogFile  string // the bot's stdout and stderr; empty discards them
 
 	// Command runs the bot; when empty the agent runs Self's `bot`
 	// sub-command, the built-in demo bot.
