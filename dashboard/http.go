@@ -367,6 +367,11 @@ func (d *Dashboard) handleCommand(c fiber.Ctx, name, op string) error {
 	case errors.Is(err, bus.ErrNoAgent):
 		d.log.Warn("command not delivered", "op", op, "bot", name, "requested_by", by, "err", err)
 		return fail(c, fiber.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, bus.ErrRefused):
+		// The dashboard's own login on an existing NATS lacks the right:
+		// say so at once, not as a missing agent after a timeout.
+		d.log.Error("the bus refused the dashboard's command", "op", op, "bot", name, "err", err)
+		return fail(c, fiber.StatusForbidden, "the dashboard's bus login may not do this: "+err.Error())
 	case err != nil:
 		d.log.Warn("command failed", "op", op, "bot", name, "requested_by", by, "err", err)
 		return fail(c, fiber.StatusBadGateway, err.Error())

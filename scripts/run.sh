@@ -31,7 +31,7 @@ if [ ! -x "$bin" ]; then
 	echo "run.sh: $bin not found; build it with: make build" >&2
 	exit 1
 fi
-mkdir -p "$data"
+mkdir -p -m 700 "$data" # tokens and bus logins: private to this user
 
 dash_pid="" agent_pid="" stopped=""
 stop() {

@@ -68,7 +68,7 @@ running unless --stop-bot-on-exit is given; a new agent adopts it.
 
 COMMAND ARGS... is the program to run as the bot, after the flags and "--".
 Without one it runs the demo bot, this same binary:
-  lifeline bot --name NAME --pid-file FILE --nats-url URL
+  lifeline bot --name NAME --pid-file FILE   (the bus URL and login in its environment)
 
 Examples:
   lifeline agent

@@ -68,7 +68,7 @@ func (c *DashboardCommand) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.ClusterKey, "cluster-secret", "", "Password the cluster's servers present to each other on their routes, read from `FILE` (default: --data/bus/route.secret, which the dashboard creates unless --nats-users is given). Required when --cluster listens beyond loopback.")
 	fs.StringVar(&c.NATSNkey, "nats-nkey", "", "With --nats-url: log in to the existing NATS with the nkey seed in `FILE`.")
 	fs.BoolVar(&c.NoHistory, "no-history", false, "Keep no JetStream history of lifecycle events (the page shows live events only).")
-	fs.StringVar(&c.NATSURL, "nats-url", "", "Use an existing NATS at `URL[,URL]` instead of embedding one (credentials in the URL: nats://user:pass@host:4222); not with --nats-listen, --cluster, --routes or --nats-users.")
+	fs.StringVar(&c.NATSURL, "nats-url", "", "Use an existing NATS at `URL[,URL]` instead of embedding one (log in with --nats-nkey, or a password in the URL given through the environment); not with --nats-listen, --cluster, --routes or --nats-users.")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "Serve the page and API over HTTPS with this certificate `FILE` (PEM), with --tls-key.")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "Private key `FILE` (PEM) of --tls-cert.")
 	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", "", "Make the embedded bus require TLS with this certificate `FILE` (PEM), with --nats-tls-key; clients then use tls:// URLs (and --nats-ca for a private CA).")
@@ -87,9 +87,16 @@ it starts. Stopping it (Ctrl+C) never stops a bot.
 
 Several dashboards join their buses into one NATS cluster with --cluster and
 --routes: agents, bots and CLIs given all their bus URLs fail over when one
-dashboard dies, and every dashboard shows the same bots and history. A bus or
-cluster listening beyond loopback requires --nats-users. With --nats-url the
-dashboard embeds no server and uses an existing NATS instead.
+dashboard dies, and every dashboard shows the same bots and history. With
+--nats-url the dashboard embeds no server and uses an existing NATS instead.
+
+The bus takes no anonymous client, loopback included. On first start the
+dashboard writes its logins to --data/bus/ (nkey seed files, private to this
+user): operator.nk, viewer.nk, agent.nk, bot.nk, and route.secret for a
+cluster. Agents, bots and commands started in the same directory find them by
+themselves; elsewhere give them a copy (--nats-nkey). The dashboards of one
+cluster share one bus/ directory: copy the first one's into the others' --data
+before they start.
 
 Two tokens guard the page and the API: the access token (--token) may do
 everything, the viewer token (--viewer-token) may only watch. Both are printed
@@ -98,19 +105,19 @@ ngrok URL, behind the same tokens.
 
 Examples:
   lifeline dashboard
-  lifeline dashboard --http 127.0.0.1:9000 --nats-listen 0.0.0.0:4222 --nats-users users.txt
+  lifeline dashboard --http 127.0.0.1:9000 --nats-listen 0.0.0.0:4222
   LIFELINE_TOKEN=$(openssl rand -hex 32) lifeline dashboard
-  lifeline dashboard --nats-listen 0.0.0.0:4222 --cluster 0.0.0.0:6222 --nats-users users.txt \
+  lifeline dashboard --nats-listen 0.0.0.0:4222 --cluster 0.0.0.0:6222 \
       --routes nats://dash-a:6222,nats://dash-b:6222,nats://dash-c:6222
-  lifeline dashboard --nats-url nats://lifeline:s3cret-password@nats.example:4222 --no-history
-  lifeline dashboard --nats-url tls://lifeline:s3cret-password@nats.example:4222 --nats-ca ca.pem
+  lifeline dashboard --nats-url nats://nats.example:4222 --nats-nkey dashboard.nk --no-history
+  LIFELINE_NATS_URL=tls://lifeline:s3cret-password@nats.example:4222 lifeline dashboard --nats-ca ca.pem
   lifeline dashboard --tls-cert site.pem --tls-key site.key --nats-tls-cert bus.pem --nats-tls-key bus.key
   LIFELINE_VIEWER_TOKEN=$(openssl rand -hex 32) lifeline dashboard
   NGROK_AUTHTOKEN=... lifeline dashboard --ngrok     # also on a public https URL
 
-A users file (--nats-users):
+A users file (--nats-users), instead of the seed files of --data/bus/:
   operator alice  correct-horse-battery
-  viewer   wall   staple-horse-correct
+  viewer   wall   UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4
   agent    bot-a  another-long-secret  bot`,
 		(&DashboardCommand{}).flagSet(), "http", "nats-listen", "data", "token", "viewer-token", "default-bot",
 		"cluster", "cluster-name", "routes", "cluster-secret", "nats-users", "no-history", "nats-url", "nats-nkey", "nats-ca",
