@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO      ?= go
 # The Go that builds, vets and tests, whatever Go the machine has (the go
 # command fetches it once through the module proxy): 1.26.8 trusts the
-# compromised eMudhra CA keys (CVE-2026-111943), and lifeline's TLS clients
+# compromised eMudhra CA keys, and lifeline's TLS clients
 # trust the system's CAs (a tls:// bus without --nats-ca; ngrok's SDK warns).
 # go.mod's toolchain line says the same, but GOTOOLCHAIN=local, a common
 # `go env -w` setting, ignores it. `GOTOOLCHAIN=local make ...` uses the

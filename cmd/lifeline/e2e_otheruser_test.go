@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
 )
@@ -122,4 +124,61 @@ func TestE2EOtherUserCannotUseTheBus(t *testing.T) {
 			t.Errorf("unexpected event after another user's attempts: %+v", ev)
 		}
 	}
+}
+
+// TestE2EBotGetsABotLogin: the agent hands its bot the bot login, in the
+// environment, never the agent's own, and never in argv.
+func TestE2EBotGetsABotLogin(t *testing.T) {
+	s := e2eNewStack(t)
+	pid := s.running().PID
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seed string
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, bus.EnvSeed+"="); ok {
+			seed = v
+		}
+	}
+	if seed == "" {
+		t.Fatalf("the bot has no %s in its environment", bus.EnvSeed)
+	}
+	got, err := bus.LoginFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != bus.LoginBot {
+		t.Fatalf("the bot logs in as %q, want %q", got.Name, bus.LoginBot)
+	}
+	want, err := bus.ResolveLogin("", s.data("bus", "bot.nk"), "")
+	if err != nil || want.Seed() != got.Seed() {
+		t.Fatalf("the bot's seed is not bot.nk's (err %v)", err)
+	}
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	seedLine := strings.TrimSpace(seed[strings.LastIndex(strings.TrimSpace(seed), "\n")+1:])
+	if strings.Contains(string(cmdline), seedLine) || strings.Contains(string(cmdline), "nats://") {
+		t.Fatalf("the bot's argv carries bus settings: %q", cmdline)
+	}
+}
+
+// TestE2ERequestedByNamesTheLogin: who asked is the login the bus vouches
+// for; what the caller says of itself is kept beside it, and cannot replace
+// it.
+func TestE2ERequestedByNamesTheLogin(t *testing.T) {
+	s := e2eNewStack(t)
+	pid := s.running().PID
+	nc := s.connect() // the operator's login
+	msg, err := nc.Request(bus.AgentSubject("bot", bus.OpRestart), bus.Encode(bus.Request{RequestedBy: "dashboard"}), 20*time.Second)
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	if r, err := bus.DecodeReply(msg.Data); err != nil || !r.OK {
+		t.Fatalf("restart: %s", msg.Data)
+	}
+	ev := s.waitEvent(bus.EventRestarted, 0)
+	if ev.RequestedBy != "operator (dashboard)" {
+		t.Fatalf("requested_by %q, want the operator login with the caller's words beside it", ev.RequestedBy)
+	}
+	e2eWaitGone(t, pid)
 }
