@@ -54,12 +54,12 @@ type DashboardCommand struct {
 // flagSet defines the dashboard's flags on c's fields.
 func (c *DashboardCommand) flagSet() *flag.FlagSet {
 	fs := newFlagSet("dashboard")
-	fs.StringVar(&c.HTTP, "http", "0.0.0.0:8000", "Address of the web page and HTTP API.")
-	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "Address of the embedded NATS server (the bus) that agents and bots connect to.")
-	fs.StringVar(&c.Data, "data", "./data", "Directory for dashboard.token.")
+	fs.StringVar(&c.HTTP, "http", dashboard.DefaultHTTPAddr, "Address of the web page and HTTP API.")
+	fs.StringVar(&c.NATSListen, "nats-listen", dashboard.DefaultNATSListen, "Address of the embedded NATS server (the bus) that agents and bots connect to.")
+	fs.StringVar(&c.Data, "data", dashboard.DefaultDataDir, "Directory for dashboard.token.")
 	fs.StringVar(&c.Token, "token", "", "Require token `T` for the page and the API (default: the one in --data/dashboard.token, generated there on first start).")
 	fs.StringVar(&c.ViewerToken, "viewer-token", "", "Read-only token `T`: the page without its buttons and every GET of the API, but no restart, stop or start (default: the one in --data/dashboard.viewer.token, generated there on first start). 16 characters or more, not the --token; better given in the environment than on the command line, which ps shows to everyone on the host.")
-	fs.StringVar(&c.DefaultBot, "default-bot", "bot", "Bot that /api/bot/status and /api/bot/restart act on.")
+	fs.StringVar(&c.DefaultBot, "default-bot", dashboard.DefaultBotName, "Bot that /api/bot/status and /api/bot/restart act on.")
 	fs.BoolVar(&c.Verbose, "verbose", false, "Log at debug level.")
 	fs.StringVar(&c.Cluster, "cluster", "", "Join other dashboards' buses into one NATS cluster, listening for them on `ADDR` (host:port), for example 0.0.0.0:6222.")
 	fs.StringVar(&c.ClusterName, "cluster-name", "lifeline", "Name of the NATS cluster; every dashboard of one cluster gives the same `NAME`.")
