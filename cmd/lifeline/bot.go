@@ -41,8 +41,8 @@ func (c *BotCommand) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.NATSCA, "nats-ca", "", "Trust the bus's TLS certificate when signed by the CA in `FILE` (PEM).")
 	fs.StringVar(&c.NATSNkey, "nats-nkey", "", "Log in to the bus with the nkey seed in `FILE` (an agent hands its bot its login in the environment); default: ./data/bus/bot.nk when the bus is on loopback and that file exists.")
 	fs.StringVar(&c.PIDFile, "pid-file", "", "Keep the PID in `FILE`, locked for the bot's whole life (default: data/NAME.pid, so data/bot.pid).")
-	fs.DurationVar(&c.Heartbeat, "heartbeat", time.Second, "Heartbeat interval.")
-	fs.DurationVar(&c.Poll, "poll", 200*time.Millisecond, "How often to look for work when there is none.")
+	fs.DurationVar(&c.Heartbeat, "heartbeat", bot.DefaultHeartbeat, "Heartbeat interval.")
+	fs.DurationVar(&c.Poll, "poll", bot.DefaultPoll, "How often to look for work when there is none.")
 	fs.StringVar(&c.Inbox, "inbox", "data/inbox", "Directory the bot takes work from (one file per item; names starting with . or ending in .tmp are ignored).")
 	fs.StringVar(&c.Outbox, "outbox", "data/outbox", "Directory the bot posts results to, as <inbox file name>.json.")
 	return fs
