@@ -287,8 +287,9 @@ func TestHistoryKeepsEventsPublishedWhileTheStreamLeaderIsDead(t *testing.T) {
 		runUntil(t, td)
 		ds = append(ds, td)
 	}
-	agent := connect(t, ds[0])                       // publishes events as an agent does
-	js, err := jetstream.New(connectAdmin(t, ds[0])) // moves the stream leader: a dashboard's right
+	agent := connect(t, ds[0])      // publishes events as an agent does
+	admin := connectAdmin(t, ds[0]) // moves the stream leader: a dashboard's right
+	js, err := jetstream.New(admin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +333,7 @@ func TestHistoryKeepsEventsPublishedWhileTheStreamLeaderIsDead(t *testing.T) {
 		if info.Cluster.Leader == victim {
 			return true
 		}
-		msg, err := agent.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+eventsStream, []byte(`{"placement":{"preferred":"`+victim+`"}}`))
+		msg, err := admin.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+eventsStream, []byte(`{"placement":{"preferred":"`+victim+`"}}`))
 		if err == nil {
 			seen += "; stepdown: " + string(msg.Data)
 		}
