@@ -198,9 +198,10 @@ func BenchmarkE2EBotStart(b *testing.B) {
 	s := e2eNewStack(b)
 	nc := s.connect()
 	hb := benchSubscribe(b, nc, bus.HeartbeatSubject("solo"))
+	bin := e2eBin(b)
 	var took []time.Duration
 	for range benchRounds {
-		cmd := exec.Command(e2eBinPath, "bot", "--name", "solo", "--nats-url", s.natsURL,
+		cmd := exec.Command(bin, "bot", "--name", "solo", "--nats-url", s.natsURL,
 			"--pid-file", s.data("solo.pid"), "--inbox", s.data("solo-in"), "--outbox", s.data("solo-out"))
 		cmd.Env = e2eEnv()
 		t0 := time.Now()
@@ -222,9 +223,10 @@ func BenchmarkE2EBotStart(b *testing.B) {
 func BenchmarkE2EStatusCLI(b *testing.B) {
 	s := e2eNewStack(b)
 	s.running()
+	bin := e2eBin(b)
 	var wall []time.Duration
 	for range benchRounds {
-		cmd := exec.Command(e2eBinPath, "status")
+		cmd := exec.Command(bin, "status")
 		cmd.Env = e2eEnv("NATS_URL=" + s.natsURL)
 		t0 := time.Now()
 		if out, err := cmd.CombinedOutput(); err != nil {

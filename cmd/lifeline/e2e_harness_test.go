@@ -26,8 +26,9 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// e2eBinPath is the lifeline binary built once for the whole test run.
-var e2eBinPath string
+// e2eBinDir is where the lifeline binary is built: made before the tests
+// run and removed after them, whether or not any test needed the binary.
+var e2eBinDir string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "lifeline-e2e-bin-")
@@ -35,18 +36,38 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: temp dir:", err)
 		os.Exit(1)
 	}
-	e2eBinPath = filepath.Join(dir, "lifeline")
-	build := exec.Command("go", "build", "-o", e2eBinPath, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as `make build` does
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: build lifeline:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	e2eBinDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// e2eBinFile is the path the lifeline binary is built to. Only e2eBin
+// builds it; code that merely looks for processes started from it (such as
+// botProcesses) compares against this path.
+func e2eBinFile() string { return filepath.Join(e2eBinDir, "lifeline") }
+
+// e2eBuild builds the lifeline binary the first time a test asks for it,
+// once for the whole run, so that unit tests run without a build.
+var e2eBuild = sync.OnceValues(func() (string, error) {
+	path := e2eBinFile()
+	build := exec.Command("go", "build", "-o", path, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as `make build` does
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build lifeline: %w\n%s", err, out)
+	}
+	return path, nil
+})
+
+// e2eBin returns the path of the built lifeline binary, building it on
+// first use; the test fails when it cannot be built.
+func e2eBin(t testing.TB) string {
+	t.Helper()
+	path, err := e2eBuild()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // e2eWait polls cond every few milliseconds until it holds or the deadline
@@ -114,7 +135,7 @@ type e2eProc struct {
 func e2eStart(t testing.TB, name, dir string, env []string, args ...string) *e2eProc {
 	t.Helper()
 	p := &e2eProc{t: t, name: name, out: &e2eOutput{}, done: make(chan struct{})}
-	p.cmd = exec.Command(e2eBinPath, args...)
+	p.cmd = exec.Command(e2eBin(t), args...)
 	p.cmd.Dir = dir
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -322,7 +343,7 @@ func (s *e2eStack) cli(args ...string) (stdout, stderr string, code int) {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, e2eBinPath, args...)
+	cmd := exec.CommandContext(ctx, e2eBin(s.t), args...)
 	cmd.Dir = s.dir
 	cmd.Env = e2eEnv("NATS_URL=" + s.natsURL)
 	var out, errb bytes.Buffer
@@ -402,7 +423,7 @@ func botProcesses(dir string) []int {
 		}
 		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
 		args := strings.Split(string(cmdline), "\x00")
-		if len(args) < 2 || args[0] != e2eBinPath || args[1] != "bot" {
+		if len(args) < 2 || args[0] != e2eBinFile() || args[1] != "bot" {
 			continue
 		}
 		if cwd, _ := os.Readlink("/proc/" + e.Name() + "/cwd"); cwd == dir {

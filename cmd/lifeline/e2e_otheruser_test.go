@@ -79,7 +79,8 @@ func TestE2EOtherUserCannotUseTheBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The binaries must be reachable by nobody too.
-	e2eOpenUp(t, filepath.Dir(e2eBinPath))
+	bin := e2eBin(t)
+	e2eOpenUp(t, filepath.Dir(bin))
 	e2eOpenUp(t, filepath.Dir(natsBin))
 	asNobody := func(name string, args ...string) (string, error) {
 		cmd := exec.Command(name, args...)
@@ -99,8 +100,8 @@ func TestE2EOtherUserCannotUseTheBus(t *testing.T) {
 		{"stock CLI with the operator's seed file", []string{natsBin, "--server", s.natsURL, "--nkey", "data/bus/operator.nk", "--inbox-prefix", "_INBOX.operator",
 			"req", "lifeline.agent.bot.stop", ""}, "permission denied"},
 		{"reading the operator's seed", []string{"cat", "data/bus/operator.nk"}, "Permission denied"},
-		{"lifeline stop beside the dashboard", []string{e2eBinPath, "stop", "--timeout", "5s"}, "refused the login"},
-		{"lifeline stop with the operator's seed", []string{e2eBinPath, "stop", "--timeout", "5s", "--nats-nkey", "data/bus/operator.nk"}, "permission denied"},
+		{"lifeline stop beside the dashboard", []string{bin, "stop", "--timeout", "5s"}, "refused the login"},
+		{"lifeline stop with the operator's seed", []string{bin, "stop", "--timeout", "5s", "--nats-nkey", "data/bus/operator.nk"}, "permission denied"},
 		{"locking the PID file", []string{"flock", "--nonblock", "data/bot.pid", "true"}, "ermission denied"},
 	}
 	for _, a := range attempts {

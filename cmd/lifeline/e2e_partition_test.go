@@ -155,7 +155,7 @@ func TestE2EPartitionedDashboardDoesNotTakeTheBotDown(t *testing.T) {
 		ddir := filepath.Join(dir, fmt.Sprint("d", i))
 		os.MkdirAll(ddir, 0o755)
 		p := &e2eProc{t: t, name: fmt.Sprint("dashboard ", i), out: &e2eOutput{}, done: make(chan struct{})}
-		p.cmd = exec.Command("ip", "netns", "exec", n.ns[i-1], e2eBinPath, "dashboard",
+		p.cmd = exec.Command("ip", "netns", "exec", n.ns[i-1], e2eBin(t), "dashboard",
 			"--http", n.addr(i)+":8000", "--nats-listen", n.addr(i)+":4222",
 			"--cluster", n.addr(i)+":6222", "--routes", strings.Join(routes, ","),
 			"--nats-users", users, "--cluster-secret", secret, "--data", ddir, "--no-history")

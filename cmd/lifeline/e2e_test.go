@@ -299,7 +299,7 @@ func TestE2EAgentKilledNewAgentAdoptsBot(t *testing.T) {
 func TestE2EBadInputIsRefusedClearly(t *testing.T) {
 	dir := t.TempDir()
 	run := func(args ...string) (string, int) {
-		cmd := exec.Command(e2eBinPath, args...)
+		cmd := exec.Command(e2eBin(t), args...)
 		cmd.Dir = dir
 		cmd.Env = e2eEnv()
 		out, err := cmd.CombinedOutput()

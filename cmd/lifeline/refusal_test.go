@@ -32,7 +32,7 @@ func cliRun(t *testing.T, dir string, env []string, args ...string) (res result,
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, e2eBinPath, args...)
+	cmd := exec.CommandContext(ctx, e2eBin(t), args...)
 	cmd.Dir = dir
 	cmd.Env = env
 	var out, errb bytes.Buffer

@@ -77,7 +77,7 @@ func TestHelpHidesSecrets(t *testing.T) {
 // never print them.
 func TestBuiltBinaryHelpHidesSecrets(t *testing.T) {
 	secrets := secretEnv(t)
-	bin := e2eBinPath // built once by TestMain
+	bin := e2eBin(t)
 	for _, c := range commands {
 		out, err := exec.CommandContext(t.Context(), bin, c.name, "--help").CombinedOutput()
 		if c.name == "help" {
