@@ -1,7 +1,7 @@
 package main
 
-// End-to-end tests of many dashboards on one clustered bus (issue 5), and of
-// the roles a bus with users enforces. They run the built binary, like the
+// End-to-end tests of many dashboards on one clustered bus, and of the
+// roles a bus with users enforces. They run the built binary, like the
 // rest of the e2e harness.
 
 import (
@@ -210,11 +210,12 @@ func clusterRunning(st bus.Status) bool {
 	return st.State == bus.StateRunning && st.PID > 0 && st.Agent.Connected
 }
 
-// TestE2EClusterFailoverRestartAndLateDashboard is issue 5's scenario: three
-// clustered dashboards, an agent given all three; the dashboard carrying the
-// agent is killed -9, the bot keeps running, the survivors see it and one
-// restarts it; a dashboard started later lists the bot at once and shows the
-// restart from the shared history.
+// TestE2EClusterFailoverRestartAndLateDashboard: losing a dashboard loses
+// neither the bot nor control of it. Three clustered dashboards, an agent
+// given all three; the dashboard carrying the agent is killed -9, the bot
+// keeps running, the survivors see it and one restarts it; a dashboard
+// started later lists the bot at once and shows the restart from the shared
+// history.
 func TestE2EClusterFailoverRestartAndLateDashboard(t *testing.T) {
 	addrs := clusterFreeAddrs(t, 12)
 	httpA, natsA, clusterA := addrs[0:4], addrs[4:8], addrs[8:12]
