@@ -11,15 +11,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
-	"github.com/lifeline-dev/lifeline/internal/memtrim"
 	"github.com/lifeline-dev/lifeline/internal/pidfile"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -30,8 +26,8 @@ import (
 var ErrAnotherAgent = errors.New("another agent already supervises this bot")
 
 // Agent supervises the bot called Name. The zero durations are replaced by
-// SPEC's defaults, except HeartbeatTimeout, where zero turns hang detection
-// off for programs that cannot send heartbeats.
+// the Default* values, except HeartbeatTimeout, where zero turns hang
+// detection off for programs that cannot send heartbeats.
 type Agent struct {
 	Name    string
 	NATSURL string // comma-separated list for failover
@@ -67,69 +63,15 @@ type Agent struct {
 
 	Version string
 	Logger  *slog.Logger
-}
 
-func (a *Agent) withDefaults() Agent {
-	c := *a
-	if c.NATSURL == "" {
-		c.NATSURL = bus.DefaultURL
-	}
-	if c.PIDFile == "" {
-		c.PIDFile = filepath.Join("data", c.Name+".pid")
-	}
-	if c.StartTimeout <= 0 {
-		c.StartTimeout = 30 * time.Second
-	}
-	if c.StopTimeout <= 0 {
-		c.StopTimeout = 10 * time.Second
-	}
-	if c.BackoffMin <= 0 {
-		c.BackoffMin = 100 * time.Millisecond
-	}
-	if c.BackoffMax <= 0 {
-		c.BackoffMax = 15 * time.Second
-	}
-	if c.BackoffReset <= 0 {
-		c.BackoffReset = 60 * time.Second
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Logger = c.Logger.With("component", "agent", "bot", c.Name)
-	return c
-}
-
-// command returns the bot's command line.
-func (a *Agent) command() []string {
-	if len(a.Command) > 0 {
-		return a.Command
-	}
-	// The bus URL reaches the bot through NATS_URL, not its command line,
-	// where a password in it would show in ps.
-	return []string{a.Self, "bot", "--name", a.Name, "--pid-file", a.PIDFile}
-}
-
-func (a *Agent) validate() error {
-	if err := bus.ValidName(a.Name); err != nil {
-		return err
-	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"heartbeat-timeout", a.HeartbeatTimeout}, {"start-timeout", a.StartTimeout}, {"stop-timeout", a.StopTimeout},
-		{"backoff-min", a.BackoffMin}, {"backoff-max", a.BackoffMax}, {"backoff-reset", a.BackoffReset}} {
-		if d.v < 0 {
-			return fmt.Errorf("--%s must not be negative (got %s)", d.name, d.v)
-		}
-	}
-	cmd := a.command()
-	if cmd[0] == "" {
-		return errors.New("no bot command: give one after -- or set Self")
-	}
-	if _, err := exec.LookPath(cmd[0]); err != nil {
-		return fmt.Errorf("bot command %q: %w", cmd[0], err)
-	}
-	return nil
+	// OnStarted, when set, is called once Run has passed its checks and is
+	// about to supervise: the moment for process-wide tidying that a library
+	// must not do on its own (cmd/lifeline releases its startup pages).
+	OnStarted func()
+	// OnBotRunning, when set, is called each time a started, restarted or
+	// respawned bot counts as running. It runs on the agent's one loop, so
+	// it must return at once; hand anything slow to a goroutine.
+	OnBotRunning func()
 }
 
 // agentLockPath is the agent's own PID file, beside the bot's; holding it
@@ -140,10 +82,13 @@ func agentLockPath(pidPath string) string {
 
 // Run supervises the bot until ctx is done. It returns nil on a clean stop.
 func (a *Agent) Run(ctx context.Context) error {
-	if err := a.validate(); err != nil {
+	cfg := a.withDefaults()
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	cfg := a.withDefaults()
+	if err := cfg.lookCommand(); err != nil {
+		return err
+	}
 	lock, err := pidfile.Acquire(agentLockPath(cfg.PIDFile))
 	if le := (*pidfile.LockedError)(nil); errors.As(err, &le) {
 		return fmt.Errorf("%w %q on this host (agent pid %d)", ErrAnotherAgent, cfg.Name, le.PID)
@@ -191,14 +136,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := checkNoRival(ctx, nc, svc, cfg.Name); err != nil {
 		return err
 	}
-	// Started: the code only package initialisation ran (the dashboard's
-	// server, HTTP, TLS) need not stay resident for the agent's long life.
-	if st, err := memtrim.ReleaseStartupPages(); err != nil {
-		cfg.Logger.Debug("release startup pages", "err", err)
-	} else {
-		cfg.Logger.Debug("released startup pages", "mappings", st.Mappings, "kB", st.Bytes>>10)
+	if cfg.OnStarted != nil {
+		cfg.OnStarted()
 	}
-
 	s.run(ctx)
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		cfg.Logger.Debug("drain bus connection", "err", err)
@@ -390,8 +330,6 @@ type supervisor struct {
 	acks  chan shutdownAck
 	done  chan struct{}
 	wg    sync.WaitGroup
-
-	releasing atomic.Bool // a releaseMemory is running
 }
 
 func newSupervisor(cfg *Agent) *supervisor {

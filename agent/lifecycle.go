@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -325,7 +324,7 @@ func (s *supervisor) afterStop(old *proc) {
 // was waiting for it.
 func (s *supervisor) completeStart() {
 	s.state = bus.StateRunning
-	defer s.releaseMemory()
+	defer s.botRunning()
 	if s.op == nil || (s.op.op == bus.OpRestart && !s.op.starting) {
 		return
 	}
@@ -338,20 +337,11 @@ func (s *supervisor) completeStart() {
 	}
 }
 
-// releaseMemory hands the garbage of a (re)start back to the OS once the new
-// bot runs. Left to the collector's pacing, the agent's heap grows to its
-// 4 MB floor before a collection and keeps the freed pages long after, so a
-// bot that crashes now and then would slowly take the agent from ~9 to ~14 MB
-// (measured over 60 kills; ~11 MB with this). It runs beside the loop, which
-// must not wait a collection out, and never twice at once.
-func (s *supervisor) releaseMemory() {
-	if !s.releasing.CompareAndSwap(false, true) {
-		return
+// botRunning tells OnBotRunning that a bot now runs.
+func (s *supervisor) botRunning() {
+	if s.cfg.OnBotRunning != nil {
+		s.cfg.OnBotRunning()
 	}
-	s.wg.Go(func() {
-		defer s.releasing.Store(false)
-		debug.FreeOSMemory()
-	})
 }
 
 func (s *supervisor) onHeartbeat(hb bus.Heartbeat) {
