@@ -82,22 +82,31 @@ func TestHooksAreCalledOnStartAndForEveryRunningBot(t *testing.T) {
 	nc := bustest.MustConnect(t, srv)
 	a := newAgent(t, srv.ClientURL(), t.TempDir(), "ok")
 	a.StopBotOnExit = true
-	var started, running atomic.Int32
+	var started atomic.Int32
+	running := make(chan struct{}, 8)
 	a.OnStarted = func() { started.Add(1) }
-	a.OnBotRunning = func() { running.Add(1) }
+	a.OnBotRunning = func() { running <- struct{}{} }
+	botRunning := func(when string) {
+		t.Helper()
+		select {
+		case <-running:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no OnBotRunning %s", when)
+		}
+	}
 	h := mustStart(t, nc, a)
 	first := h.running()
-	waitFor(t, "OnBotRunning after the start", func() bool { return running.Load() == 1 })
+	botRunning("after the start")
 	if r, err := h.ask(bus.OpRestart, "test"); err != nil || !r.OK {
 		t.Fatalf("restart: %+v %v", r, err)
 	}
-	waitFor(t, "OnBotRunning after the restart", func() bool { return running.Load() == 2 })
+	botRunning("after the restart")
 	if err := h.stop(); err != nil {
 		t.Fatalf("agent stop: %v", err)
 	}
 	waitGone(t, first.PID)
-	if n := started.Load(); n != 1 {
-		t.Fatalf("OnStarted called %d times, want 1", n)
+	if n, extra := started.Load(), len(running); n != 1 || extra != 0 {
+		t.Fatalf("OnStarted called %d times, want 1; %d more OnBotRunning", n, extra)
 	}
 }
 
@@ -113,16 +122,5 @@ func TestRefusedConfigCallsNoHook(t *testing.T) {
 	}
 	if _, err := os.Stat(a.PIDFile); !os.IsNotExist(err) {
 		t.Fatalf("pid file: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
