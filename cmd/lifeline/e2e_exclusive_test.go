@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/nats-io/nats.go"
 )
 
 // Two `lifeline bot` started at once on one PID file: exactly one wins;
@@ -28,18 +29,7 @@ func TestFaultTwoBotsOnePIDFile(t *testing.T) {
 	for round := range 5 {
 		a := e2eStart(t, "bot A", s.dir, s.agentEnv, "bot", "--nats-url", s.natsURL)
 		b := e2eStart(t, "bot B", s.dir, s.agentEnv, "bot", "--nats-url", s.natsURL)
-		var winner, loser *e2eProc
-		e2eWait(t, 15*time.Second, "one of the two bots to give up", func() (bool, string) {
-			select {
-			case <-a.done:
-				winner, loser = b, a
-			case <-b.done:
-				winner, loser = a, b
-			default:
-				return false, "both running"
-			}
-			return true, ""
-		})
+		winner, loser := faultFirstExit(t, "one of the two bots to give up", a, b)
 		if loser.code != 3 || !strings.Contains(loser.out.String(), strconv.Itoa(winner.pid())) {
 			t.Fatalf("round %d: loser exit %d, want 3 naming %d:\n%s", round, loser.code, winner.pid(), loser.out)
 		}
@@ -65,14 +55,7 @@ func TestFaultTwoAgentsOneDataDir(t *testing.T) {
 		args := append([]string{"agent", "--nats-url", s.natsURL, "--stop-bot-on-exit"}, faultAgentArgs...)
 		a := e2eStart(t, "agent A", s.dir, s.agentEnv, args...)
 		b := e2eStart(t, "agent B", s.dir, s.agentEnv, args...)
-		winner, loser := faultOneWins(t, a, b)
-		st := faultWaitAgent(t, nc, "bot", "the winner to run the bot", func(st bus.Status) bool { return st.State == bus.StateRunning })
-		if st.Agent.PID != winner.pid() {
-			t.Fatalf("round %d: status from agent %d, want %d", round, st.Agent.PID, winner.pid())
-		}
-		if !strings.Contains(loser.out.String(), "another agent") || !strings.Contains(loser.out.String(), strconv.Itoa(winner.pid())) {
-			t.Fatalf("round %d: loser's message does not say why:\n%s", round, loser.out)
-		}
+		winner, _, st := faultOneSupervises(t, round, nc, a, b)
 		if bots := botProcesses(s.dir); len(bots) != 1 || bots[0] != st.PID {
 			t.Fatalf("round %d: bots %v", round, bots)
 		}
@@ -96,14 +79,7 @@ func TestFaultTwoAgentsTwoDataDirs(t *testing.T) {
 		env := append(slices.Clone(s.agentEnv), "LIFELINE_NATS_NKEY="+s.data("bus", "agent.nk"))
 		a := e2eStart(t, "agent A", dirA, env, args...)
 		b := e2eStart(t, "agent B", dirB, env, args...)
-		winner, loser := faultOneWins(t, a, b)
-		st := faultWaitAgent(t, nc, "bot", "the winner to run the bot", func(st bus.Status) bool { return st.State == bus.StateRunning })
-		if st.Agent.PID != winner.pid() {
-			t.Fatalf("round %d: status from agent %d, want %d", round, st.Agent.PID, winner.pid())
-		}
-		if !strings.Contains(loser.out.String(), "another agent") || !strings.Contains(loser.out.String(), strconv.Itoa(winner.pid())) {
-			t.Fatalf("round %d: loser's message does not say why:\n%s", round, loser.out)
-		}
+		winner, loser, st := faultOneSupervises(t, round, nc, a, b)
 		if bots := append(botProcesses(dirA), botProcesses(dirB)...); len(bots) != 1 || bots[0] != st.PID {
 			t.Fatalf("round %d: bots %v, want only %d", round, bots, st.PID)
 		}
@@ -119,4 +95,21 @@ func TestFaultTwoAgentsTwoDataDirs(t *testing.T) {
 		winner.wait(15 * time.Second)
 		e2eWaitGone(t, st.PID)
 	}
+}
+
+// faultOneSupervises waits until one of two agents started at once for the
+// bot has given up, and checks that the other runs the bot and that the
+// loser said why. It returns them as winner and loser, with the winner's
+// status.
+func faultOneSupervises(t *testing.T, round int, nc *nats.Conn, a, b *e2eProc) (winner, loser *e2eProc, st bus.Status) {
+	t.Helper()
+	winner, loser = faultOneWins(t, a, b)
+	st = faultWaitAgent(t, nc, "bot", "the winner to run the bot", func(st bus.Status) bool { return st.State == bus.StateRunning })
+	if st.Agent.PID != winner.pid() {
+		t.Fatalf("round %d: status from agent %d, want %d", round, st.Agent.PID, winner.pid())
+	}
+	if !strings.Contains(loser.out.String(), "another agent") || !strings.Contains(loser.out.String(), strconv.Itoa(winner.pid())) {
+		t.Fatalf("round %d: loser's message does not say why:\n%s", round, loser.out)
+	}
+	return winner, loser, st
 }

@@ -146,7 +146,6 @@ func TestFaultPIDReuse(t *testing.T) {
 	}
 	s := faultNewStack(t)
 	logf := filepath.Join(t.TempDir(), "signals")
-	script := `for s in HUP INT QUIT USR1 USR2 TERM CONT ALRM; do trap "echo $s >> '` + logf + `'" $s; done; while :; do sleep 0.05; done`
 	var old int
 	for try := 1; ; try++ {
 		old = s.running().PID
@@ -157,8 +156,7 @@ func TestFaultPIDReuse(t *testing.T) {
 		// A bystander takes the dead bot's PID.
 		var by *exec.Cmd
 		if faultStartAsPID(t, old, func() int {
-			by = exec.Command("sh", "-c", script)
-			by.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			by = faultSignalLogger(logf)
 			if err := by.Start(); err != nil {
 				t.Fatal(err)
 			}

@@ -23,6 +23,41 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// e2eAlive reports whether pid is a live (not zombie) process.
+func e2eAlive(pid int) bool {
+	st := faultProcState(pid)
+	return st != "" && st != "Z"
+}
+
+func e2eWaitGone(t testing.TB, pid int) {
+	t.Helper()
+	e2eWait(t, 15*time.Second, fmt.Sprintf("process %d to be gone", pid), func() (bool, string) {
+		return !e2eAlive(pid), "alive"
+	})
+}
+
+// botProcesses lists the live demo bots whose working directory is dir:
+// the way to prove there is exactly one.
+func botProcesses(dir string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || !e2eAlive(pid) {
+			continue
+		}
+		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) < 2 || args[0] != e2eBinFile() || args[1] != "bot" {
+			continue
+		}
+		if cwd, _ := os.Readlink("/proc/" + e.Name() + "/cwd"); cwd == dir {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
 // faultKillLeftovers registers the cleanup that kills every live process
 // working in dir. Registered before the stack, it runs after the stack's own
 // cleanup has killed the agent, so nothing respawns what it kills.
@@ -55,15 +90,23 @@ func faultProcsIn(dir string) []int {
 	return pids
 }
 
+// procStat returns the fields of /proc/<pid>/stat that follow the command
+// name, which may itself hold spaces and parentheses: f[0] is the state
+// letter, f[3] the session id. It returns nil when there is no such process
+// at all (not even a zombie).
+func procStat(pid int) []string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	s := string(data)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+}
+
 // faultProcState returns the state letter of pid (R, S, T, Z, ...), or ""
 // when there is no such process at all (not even a zombie).
 func faultProcState(pid int) string {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return ""
-	}
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	f := procStat(pid)
 	if len(f) == 0 {
 		return ""
 	}
@@ -72,12 +115,7 @@ func faultProcState(pid int) string {
 
 // faultSession returns the session id of pid, or 0 when it is gone.
 func faultSession(pid int) int {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	f := procStat(pid)
 	if len(f) < 4 {
 		return 0
 	}
@@ -85,15 +123,22 @@ func faultSession(pid int) int {
 	return sid
 }
 
-// faultBystander starts a shell that logs every catchable signal it gets to
-// a file, in a process group of its own (so a signal to the negated PID
-// would reach it too). It returns its PID and the log's path.
-func faultBystander(t *testing.T) (int, string) {
-	t.Helper()
-	log := filepath.Join(t.TempDir(), "signals")
+// faultSignalLogger is a shell that logs every catchable signal it gets to
+// the file log, in a process group of its own (so a signal to the negated
+// PID would reach it too). It is not started.
+func faultSignalLogger(log string) *exec.Cmd {
 	script := `for s in HUP INT QUIT USR1 USR2 TERM CONT ALRM; do trap "echo $s >> '` + log + `'" $s; done; while :; do sleep 0.05; done`
 	cmd := exec.Command("sh", "-c", script)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
+}
+
+// faultBystander starts a faultSignalLogger that lives until the test ends.
+// It returns its PID and the log's path.
+func faultBystander(t *testing.T) (int, string) {
+	t.Helper()
+	log := filepath.Join(t.TempDir(), "signals")
+	cmd := faultSignalLogger(log)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -205,11 +250,11 @@ func faultOrphanAndReap(t *testing.T, s *e2eStack, pid int) {
 	}
 }
 
-// faultOneWins waits until one of two agents exits, checks it failed and the
-// other still runs, and returns them as winner, loser.
-func faultOneWins(t *testing.T, a, b *e2eProc) (winner, loser *e2eProc) {
+// faultFirstExit waits until one of two processes exits and returns the
+// other as winner, the exited one as loser.
+func faultFirstExit(t *testing.T, what string, a, b *e2eProc) (winner, loser *e2eProc) {
 	t.Helper()
-	e2eWait(t, 15*time.Second, "one of the two agents to give up", func() (bool, string) {
+	e2eWait(t, 15*time.Second, what, func() (bool, string) {
 		select {
 		case <-a.done:
 			winner, loser = b, a
@@ -220,6 +265,14 @@ func faultOneWins(t *testing.T, a, b *e2eProc) (winner, loser *e2eProc) {
 		}
 		return true, ""
 	})
+	return winner, loser
+}
+
+// faultOneWins waits until one of two agents exits, checks it failed and the
+// other still runs, and returns them as winner, loser.
+func faultOneWins(t *testing.T, a, b *e2eProc) (winner, loser *e2eProc) {
+	t.Helper()
+	winner, loser = faultFirstExit(t, "one of the two agents to give up", a, b)
 	if loser.code != 1 {
 		t.Fatalf("losing agent exit %d, want 1:\n%s", loser.code, loser.out)
 	}
@@ -229,44 +282,4 @@ func faultOneWins(t *testing.T, a, b *e2eProc) (winner, loser *e2eProc) {
 	default:
 	}
 	return winner, loser
-}
-
-// e2eAlive reports whether pid is a live (not zombie) process.
-func e2eAlive(pid int) bool {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(f) > 0 && f[0] != "Z"
-}
-
-func e2eWaitGone(t testing.TB, pid int) {
-	t.Helper()
-	e2eWait(t, 15*time.Second, fmt.Sprintf("process %d to be gone", pid), func() (bool, string) {
-		return !e2eAlive(pid), "alive"
-	})
-}
-
-// botProcesses lists the live demo bots whose working directory is dir:
-// the way to prove there is exactly one.
-func botProcesses(dir string) []int {
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !e2eAlive(pid) {
-			continue
-		}
-		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		args := strings.Split(string(cmdline), "\x00")
-		if len(args) < 2 || args[0] != e2eBinFile() || args[1] != "bot" {
-			continue
-		}
-		if cwd, _ := os.Readlink("/proc/" + e.Name() + "/cwd"); cwd == dir {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
