@@ -227,11 +227,26 @@ type request struct {
 // operation is the restart, stop or start in progress; requests for the same
 // operation that arrive meanwhile join it and get the same truthful answer.
 type operation struct {
-	op       string
-	reqs     []*request
-	oldPID   int
-	begun    time.Time
-	starting bool // a restart past its stop phase
+	op     string
+	reqs   []*request
+	oldPID int
+	begun  time.Time
+	phase  opPhase
+}
+
+// opPhase is the half of an operation in progress. A stop only stops, a
+// start only starts, and a restart stops the old bot and then starts the
+// new one: all three are told apart by phase alone (see inPhase).
+type opPhase int
+
+const (
+	opStopping opPhase = iota + 1 // waiting for the old bot to exit
+	opStarting                    // waiting for the new bot's first heartbeat
+)
+
+// inPhase reports whether an operation is in progress and in phase ph.
+func (s *supervisor) inPhase(ph opPhase) bool {
+	return s.op != nil && s.op.phase == ph
 }
 
 func (o *operation) by() string {
@@ -451,7 +466,7 @@ func (s *supervisor) beginExit() {
 		return
 	}
 	s.want = false
-	s.beginStop(s.p, "agent exiting")
+	s.beginStop(s.p, stopAgentExiting)
 }
 
 func (s *supervisor) onConn() {

@@ -241,22 +241,22 @@ func (s *supervisor) onExit(e exitInfo) {
 	s.lastExit = exit
 
 	if s.exiting {
-		exit.Reason = p.stopping
+		exit.Reason = p.stopping.String()
 		s.state = bus.StateStopped
 		s.emit(bus.EventStopped, p.pid, "agent exiting", "")
 		s.finished = true
 		return
 	}
-	if s.op != nil && (s.op.op == bus.OpStop || (s.op.op == bus.OpRestart && !s.op.starting)) {
+	if s.inPhase(opStopping) {
 		exit.Reason = "requested"
-		if p.stopping == "" {
+		if p.stopping == stopNone {
 			exit.Reason = "exited while stopping"
 		}
 		s.afterStop(p)
 		return
 	}
 	switch {
-	case p.stopping == "hung":
+	case p.stopping == stopHung:
 		exit.Reason = "hung"
 		s.emit(bus.EventKilled, p.pid, "hung: no heartbeat", "")
 	case exit.Code != 0 || exit.Signal != "":
@@ -310,7 +310,7 @@ func exitText(e *bus.Exit) string {
 func (s *supervisor) afterStop(old *proc) {
 	switch s.op.op {
 	case bus.OpRestart:
-		s.op.starting = true
+		s.op.phase = opStarting
 		s.streak = 0
 		s.start("restart requested", s.op.by())
 	case bus.OpStop:
@@ -325,7 +325,7 @@ func (s *supervisor) afterStop(old *proc) {
 func (s *supervisor) completeStart() {
 	s.state = bus.StateRunning
 	defer s.botRunning()
-	if s.op == nil || (s.op.op == bus.OpRestart && !s.op.starting) {
+	if !s.inPhase(opStarting) {
 		return
 	}
 	switch s.op.op {
@@ -355,7 +355,7 @@ func (s *supervisor) onHeartbeat(hb bus.Heartbeat) {
 		}
 		return
 	}
-	if !p.owns(hb.PID) || p.stopping != "" {
+	if !p.owns(hb.PID) || p.stopping != stopNone {
 		return
 	}
 	p.lastHB = time.Now()
@@ -378,7 +378,7 @@ func (s *supervisor) armHang() {
 
 func (s *supervisor) hangDeadline() (time.Time, bool) {
 	p, to := s.p, s.cfg.HeartbeatTimeout
-	if to <= 0 || p == nil || p.stopping != "" || s.connectedSince.IsZero() || s.exiting {
+	if to <= 0 || p == nil || p.stopping != stopNone || s.connectedSince.IsZero() || s.exiting {
 		return time.Time{}, false
 	}
 	var d time.Time
@@ -423,20 +423,20 @@ func (s *supervisor) onHangTimer() {
 	}
 	s.state = bus.StateHung
 	s.emit(bus.EventHung, p.pid, reason, "")
-	if s.op != nil && (s.op.op == bus.OpStart || s.op.starting) {
+	if s.inPhase(opStarting) {
 		s.finishOp(bus.Reply{Error: "bot started but is hung: " + reason})
 	}
 	// A hung bot cannot shut down gracefully; kill it outright.
-	p.stopping = "hung"
+	p.stopping = stopHung
 	s.signal(p, sigKill)
 }
 
 // beginStop asks the bot to stop and escalates: a shutdown request over the
 // bus, then SIGTERM to its group (at once if the request fails), then
 // SIGKILL when StopTimeout has passed.
-func (s *supervisor) beginStop(p *proc, reason string) {
-	if p.stopping == "" {
-		p.stopping = reason
+func (s *supervisor) beginStop(p *proc, why stopReason) {
+	if p.stopping == stopNone {
+		p.stopping = why
 	}
 	s.state = bus.StateStopping
 	stopTimer(&s.hangT)
@@ -475,7 +475,7 @@ func (s *supervisor) onShutdownAck(a shutdownAck) {
 
 func (s *supervisor) onEscalate() {
 	p := s.p
-	if p == nil || p.stopping == "" {
+	if p == nil || p.stopping == stopNone {
 		return
 	}
 	if !p.sentTerm {
@@ -532,18 +532,18 @@ func (s *supervisor) onRequest(r *request) {
 }
 
 func (s *supervisor) begin(r *request) {
-	s.op = &operation{op: r.op, reqs: []*request{r}, begun: time.Now()}
+	s.op = &operation{op: r.op, reqs: []*request{r}, begun: time.Now(), phase: opStopping}
 	switch r.op {
 	case bus.OpRestart:
 		s.want = true
 		if s.p == nil {
-			s.op.starting = true
+			s.op.phase = opStarting // nothing to stop
 			s.streak = 0
 			s.start("restart requested", s.op.by())
 			return
 		}
 		s.op.oldPID = s.p.pid
-		s.beginStop(s.p, "restart requested")
+		s.beginStop(s.p, stopRestart)
 	case bus.OpStop:
 		s.want = false
 		if s.p == nil {
@@ -554,8 +554,9 @@ func (s *supervisor) begin(r *request) {
 			return
 		}
 		s.op.oldPID = s.p.pid
-		s.beginStop(s.p, "stop requested")
+		s.beginStop(s.p, stopRequested)
 	case bus.OpStart:
+		s.op.phase = opStarting
 		s.want = true
 		if s.p != nil {
 			s.finishOp(bus.Reply{OK: true, PID: s.p.pid})

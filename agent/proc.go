@@ -42,11 +42,40 @@ type proc struct {
 	spawnedAt time.Time // when this agent started or adopted it (monotonic)
 	lastHB    time.Time // when its last heartbeat arrived, by our clock
 	hb        *bus.Heartbeat
-	stopping  string // why we are stopping it; empty means an exit would be unexpected
+	stopping  stopReason // why we are stopping it; stopNone means an exit would be unexpected
 	stopAt    time.Time
 	sentKill  bool
 	sentTerm  bool
 	adopted   bool
+}
+
+// stopReason says why the agent is stopping a bot. It is also the bot's
+// stop state: stopNone means an exit would be unexpected, any other value
+// that the bot is on its way out and its heartbeats no longer count. The
+// first reason given stands (see beginStop).
+type stopReason int
+
+const (
+	stopNone         stopReason = iota // not stopping
+	stopHung                           // killed for missing heartbeats
+	stopRestart                        // the first half of a restart request
+	stopRequested                      // a stop request
+	stopAgentExiting                   // the agent leaves with StopBotOnExit
+)
+
+// String is the reason as the bot's last exit and the events report it.
+func (r stopReason) String() string {
+	switch r {
+	case stopHung:
+		return "hung"
+	case stopRestart:
+		return "restart requested"
+	case stopRequested:
+		return "stop requested"
+	case stopAgentExiting:
+		return "agent exiting"
+	}
+	return ""
 }
 
 // owns reports whether a heartbeat or reply from pid speaks for p: the bot
