@@ -1,7 +1,3 @@
-// Package agent supervises one bot process: it starts the bot (or adopts the
-// one holding the PID file), watches its exit and its heartbeats, respawns it,
-// and obeys restart, stop and start requests from the bus. It is the only
-// authority over the bot's process; everyone else asks it.
 package agent
 
 import (

@@ -1,0 +1,110 @@
+// Package agent supervises one bot process: it starts the bot (or adopts the
+// one holding the PID file), watches its exit and its heartbeats, respawns it,
+// and obeys restart, stop and start requests from the bus. It is the only
+// authority over the bot's process; everyone else asks it.
+//
+// # The state machine
+//
+// One goroutine, the loop in supervisor.run, owns all state. Everything else
+// (the bot's watcher, the bus's callbacks, the request handlers, the shutdown
+// request to the bot) sends it an event over a channel, and the timeouts are
+// timers the loop selects on, but for the waits named at the end. The state is the bus.State the agent reports,
+// refined by two typed values:
+//
+//   - the phase of the operation in progress (opPhase): opStopping while a
+//     stop, or the first half of a restart, waits for the old bot to exit;
+//     opStarting while a start, or the second half of a restart, waits for
+//     the new bot's first heartbeat. supervisor.inPhase is the one test.
+//   - the bot's stop reason (stopReason): stopNone while an exit would be
+//     unexpected; otherwise why the agent is stopping it (stopHung,
+//     stopRestart, stopRequested, stopAgentExiting). The first reason given
+//     stands, and it is the last exit's reason when the agent exits.
+//
+// Beside them, want says whether the operator wants the bot running (a stop
+// request clears it; a start or restart sets it), and exiting that the
+// agent is leaving, after which every request is refused.
+//
+// A start (shown as "start" below) first looks for a live bot holding the
+// PID file and adopts it; otherwise it spawns one. Either way the state
+// becomes starting, or running at once when HeartbeatTimeout is zero. A
+// start that fails answers the operation in progress with the error and
+// goes to backoff for at least a second.
+//
+// The table lists each event with the states it can arrive in and what the
+// loop does; "→ x" is the state that follows. An event in a state not listed
+// for it is ignored, as are events about a bot other than the current one.
+//
+//	event                 state               action
+//	--------------------  ------------------  ---------------------------------------------
+//	heartbeat             stopped, backoff    no operation in progress, want set, not
+//	                                          exiting: adopt a bot started by hand if one
+//	                                          holds the PID file (→ starting); the backoff
+//	                                          timer stays armed
+//	                      starting            from the bot or its process group: → running,
+//	                                          answer the operation in opStarting, call
+//	                                          OnBotRunning, arm the hang timer
+//	                      running             from the bot or its group: re-arm the hang
+//	                                          timer
+//	                      stopping, hung      ignored (stop reason set)
+//	exit                  any with a bot      close the watcher; if the bot led its group,
+//	                                          wait up to 1 s for the PID file's lock to be
+//	                                          released; stop the hang and stop-timeout
+//	                                          timers; record the last exit, then:
+//	                        exiting           reason = stop reason; emit stopped; → stopped;
+//	                                          the loop ends
+//	                        opStopping        reason "requested" ("exited while stopping"
+//	                                          if the stop reason is stopNone); a restart
+//	                                          enters opStarting, resets the streak and
+//	                                          starts; a stop emits stopped, answers OK,
+//	                                          → stopped
+//	                        otherwise         stopHung: emit killed; a non-zero code or a
+//	                                          signal: emit crashed; else emit exited. Answer
+//	                                          an operation in opStarting with the error.
+//	                                          want clear: → stopped. Else count the streak:
+//	                                          a backoff delay → backoff (emit backoff), none
+//	                                          → start
+//	hang timer            starting, running   deadline moved: re-arm. A 1 s bus round trip
+//	                                          fails: count as just connected, re-arm. Else
+//	                                          → hung, emit hung, answer an operation in
+//	                                          opStarting with the error, stop reason
+//	                                          stopHung, SIGKILL the group
+//	stop-timeout timer    stopping            no SIGTERM yet: SIGTERM and SIGCONT to the
+//	                                          group, re-arm for StopTimeout after the stop
+//	                                          began; else SIGKILL
+//	shutdown reply        stopping            the bot refused or did not answer, and no
+//	                                          signal was sent yet: SIGTERM and SIGCONT now,
+//	                                          arm the SIGKILL
+//	restart request       stopped, backoff    want set, opStarting, reset the streak, start
+//	                      with a bot          want set, opStopping, stop reason stopRestart:
+//	                                          ask the bot over the bus to shut down, arm the
+//	                                          stop-timeout timer at StopTimeout/2 (nothing
+//	                                          new if SIGKILL was sent already) → stopping
+//	stop request          stopped, backoff    want clear, disarm the backoff timer, answer
+//	                                          OK, → stopped
+//	                      with a bot          want clear, opStopping, stop reason
+//	                                          stopRequested, stop as for restart → stopping
+//	start request         stopped, backoff    want set, opStarting, reset the streak, start
+//	                      with a bot          want set, answer OK with its PID
+//	any request           exiting             answered 503
+//	                      operation running   the same operation joins it (one answer for
+//	                                          all); another waits in the queue and begins
+//	                                          when the current one is answered
+//	status request        any                 answered at once
+//	backoff timer         backoff             start
+//	bus connected         any                 hang detection resumes, the timeout counted
+//	                                          from the moment it connected; re-arm the
+//	                                          hang timer
+//	bus disconnected      any                 hang detection pauses: disarm the hang timer
+//	agent exit (ctx)      any                 exiting; refuse the queue, answer the
+//	                                          operation with an error. No bot, or
+//	                                          StopBotOnExit unset: the loop ends and the bot
+//	                                          runs on. Else want clear, stop reason
+//	                                          stopAgentExiting, stop as above → stopping,
+//	                                          and end the loop anyway StopTimeout + 2 s later
+//
+// Three waits still block the loop: a start retries a PID file that is
+// locked but not yet written for up to 10×20 ms (findRunning), an exit waits
+// up to 1 s for the PID file's lock (awaitUnlocked), and the hang timer's
+// bus round trip takes up to 1 s. Heartbeats that arrive meanwhile queue in
+// a buffer and are dropped when it is full.
+package agent
