@@ -183,7 +183,7 @@ func (d *Dashboard) OpenContext(ctx context.Context) error {
 	}
 	if d.NATSCA != "" {
 		if d.ExternalNATS == "" {
-			return errors.New("a CA for the bus (--nats-ca) is only for an existing NATS (--nats-url): the dashboard reaches its embedded bus in-process")
+			return ErrCAWithoutExternalNATS
 		}
 		if err := checkCAFile(d.NATSCA); err != nil {
 			return err
@@ -318,7 +318,7 @@ func (d *Dashboard) startBus() (*bus.Server, error) {
 		if errors.Is(err, bus.ErrNoCredentials) || errors.Is(err, bus.ErrNoRouteCredentials) {
 			return nil, fmt.Errorf("start bus: %w", err)
 		}
-		return nil, fmt.Errorf("start bus: %w; choose another address with --nats-listen", err)
+		return nil, &ListenError{What: "bus", Addr: d.NATSListen, Err: err}
 	}
 	return srv, nil
 }
@@ -329,13 +329,13 @@ func (d *Dashboard) listen() (net.Listener, error) {
 	if d.TLSCert != "" || d.TLSKey != "" {
 		cert, err := tls.LoadX509KeyPair(d.TLSCert, d.TLSKey)
 		if err != nil {
-			return nil, fmt.Errorf("load HTTPS certificate: %w; check --tls-cert and --tls-key", err)
+			return nil, fmt.Errorf("%w: %w", ErrHTTPSCert, err)
 		}
 		cfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	ln, err := net.Listen("tcp", d.HTTPAddr)
 	if err != nil {
-		return nil, fmt.Errorf("listen for HTTP on %s: %w; choose another address with --http", d.HTTPAddr, err)
+		return nil, &ListenError{What: "http", Addr: d.HTTPAddr, Err: err}
 	}
 	if cfg != nil {
 		ln = tls.NewListener(ln, cfg)
@@ -411,36 +411,27 @@ func (d *Dashboard) connect() (*nats.Conn, error) {
 	return nc, nil
 }
 
-func unknownCA(err error) bool {
-	var e x509.UnknownAuthorityError
-	return errors.As(err, &e)
-}
-
-// busTrouble explains, with what to do, why the existing NATS could not be
-// reached, or returns nil when nothing went wrong connecting.
+// busTrouble says why the existing NATS could not be reached, as an
+// *UnreachableError, or returns nil when nothing went wrong connecting.
 func (d *Dashboard) busTrouble() error {
 	d.mu.Lock()
 	err := d.connErr
 	d.mu.Unlock()
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
-	case unknownCA(err):
-		return fmt.Errorf("cannot reach the bus at %s: its TLS certificate is signed by an unknown CA (%w); pass --nats-ca FILE with that CA", bus.Redact(d.ExternalNATS), err)
-	default:
-		return fmt.Errorf("cannot reach the bus at %s: %w; check --nats-url", bus.Redact(d.ExternalNATS), err)
 	}
+	return &UnreachableError{URL: bus.Redact(d.ExternalNATS), Err: err}
 }
 
 // checkCAFile proves path holds at least one PEM certificate, so a wrong
-// --nats-ca fails at start rather than on every reconnect.
+// NATSCA fails at start rather than on every reconnect.
 func checkCAFile(path string) error {
 	pem, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("read the bus CA: %w; check --nats-ca", err)
+		return fmt.Errorf("%w: %w", ErrBusCA, err)
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
-		return fmt.Errorf("bus CA %s holds no PEM certificate; check --nats-ca", path)
+		return fmt.Errorf("bus CA %s %w", path, ErrNoCACert)
 	}
 	return nil
 }

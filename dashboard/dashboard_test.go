@@ -126,7 +126,7 @@ func TestDataDirNotWritable(t *testing.T) {
 		td.Close()
 		t.Fatal("Open succeeded with an unusable data dir")
 	}
-	if msg := err.Error(); !strings.Contains(msg, "not writable") || !strings.Contains(msg, "--data") {
+	if de := (*DataDirError)(nil); !errors.As(err, &de) || de.Dir != td.DataDir || !strings.Contains(err.Error(), "not writable") {
 		t.Errorf("unclear error: %v", err)
 	} else {
 		t.Logf("error: %v", err)

@@ -35,9 +35,7 @@ func tokenPath(dataDir string) string { return filepath.Join(dataDir, TokenFile)
 // ensureDataDir creates dir and proves it can be written, so a read-only or
 // foreign-owned directory is reported at start with what to do about it.
 func ensureDataDir(dir string) error {
-	notWritable := func(err error) error {
-		return fmt.Errorf("data dir %s is not writable: %w; choose another with --data", dir, err)
-	}
+	notWritable := func(err error) error { return &DataDirError{Dir: dir, Err: err} }
 	if err := os.MkdirAll(dir, 0o700); err != nil { // tokens, logins and history: private
 		return notWritable(err)
 	}
@@ -55,14 +53,23 @@ func ensureDataDir(dir string) error {
 
 // CheckToken refuses a given access token that would not be safe: not
 // printable ASCII without spaces, or shorter than 16 characters (anyone who
-// reaches the dashboard could guess it). The error names --token and never
-// contains the token.
+// reaches the dashboard could guess it). The error is a *TokenError and
+// never contains the token.
 func CheckToken(t string) error {
+	if err := checkGiven(t); err != nil {
+		return &TokenError{Err: err}
+	}
+	return nil
+}
+
+// checkGiven is checkToken plus the minimum length a token given by a
+// person must have (ErrTokenTooShort).
+func checkGiven(t string) error {
 	if err := checkToken(t); err != nil {
-		return fmt.Errorf("check --token: %w", err)
+		return err
 	}
 	if len(t) < minTokenLen {
-		return fmt.Errorf("check --token: it is shorter than %d characters (openssl rand -hex 32 makes a good one)", minTokenLen)
+		return ErrTokenTooShort
 	}
 	return nil
 }
@@ -95,7 +102,7 @@ func viewerTokenPath(dataDir string) string { return filepath.Join(dataDir, View
 // file: d.Token if set, else a sane token already in the file, else a fresh
 // one written there with mode 0600.
 func (d *Dashboard) settleToken() (token string, fromFile bool, err error) {
-	return d.settleTokenIn(d.Token, tokenPath(d.DataDir), "access token", "--token")
+	return d.settleTokenIn(d.Token, tokenPath(d.DataDir), false)
 }
 
 // viewerAuth is the read-only token in force and what it takes to check
@@ -117,15 +124,15 @@ func (d *Dashboard) settleViewer(operator string) (viewerAuth, error) {
 			return viewerAuth{}, err
 		}
 	}
-	token, fromFile, err := d.settleTokenIn(d.ViewerToken, path, "viewer token", "--viewer-token")
+	token, fromFile, err := d.settleTokenIn(d.ViewerToken, path, true)
 	if err != nil {
 		return viewerAuth{}, err
 	}
 	if newSessionKeys(operator).tokenOK(token) {
 		if fromFile {
-			return viewerAuth{}, fmt.Errorf("viewer token in %s is the access token; delete the file so a new one is made", path)
+			return viewerAuth{}, &TokenError{Viewer: true, Path: path, Err: ErrSameTokens}
 		}
-		return viewerAuth{}, errors.New("check --viewer-token: it must differ from the access token")
+		return viewerAuth{}, &TokenError{Viewer: true, Err: ErrSameTokens}
 	}
 	where := "given with --viewer-token"
 	if fromFile {
@@ -138,17 +145,14 @@ func (d *Dashboard) settleViewer(operator string) (viewerAuth, error) {
 // not printable ASCII without spaces, shorter than 16 characters (a viewer
 // token is handed to more people than the access token, and sees every
 // bot), or equal to the access token operator (then every viewer would be
-// an operator); operator "" skips that last check. The error names
-// --viewer-token and never contains either token.
+// an operator); operator "" skips that last check. The error is a
+// *TokenError and never contains either token.
 func CheckViewerToken(viewer, operator string) error {
-	if err := checkToken(viewer); err != nil {
-		return fmt.Errorf("check --viewer-token: %w", err)
-	}
-	if len(viewer) < minTokenLen {
-		return fmt.Errorf("check --viewer-token: it is shorter than %d characters (openssl rand -hex 32 makes a good one)", minTokenLen)
+	if err := checkGiven(viewer); err != nil {
+		return &TokenError{Viewer: true, Err: err}
 	}
 	if operator != "" && newSessionKeys(operator).tokenOK(viewer) {
-		return errors.New("check --viewer-token: it must differ from the access token")
+		return &TokenError{Viewer: true, Err: ErrSameTokens}
 	}
 	return nil
 }
@@ -163,16 +167,17 @@ func (d *Dashboard) ViewerAccessToken() string {
 }
 
 // settleTokenIn returns given if set (after checking it), else a sane token
-// already in path, else a fresh one written there with mode 0600. what names
-// the token in logs and errors, flag the option that gives it; neither the
-// logs nor the errors ever contain the token.
-func (d *Dashboard) settleTokenIn(given, path, what, flag string) (token string, fromFile bool, err error) {
+// already in path, else a fresh one written there with mode 0600. viewer
+// says which token it is, for logs and errors; neither ever contains the
+// token.
+func (d *Dashboard) settleTokenIn(given, path string, viewer bool) (token string, fromFile bool, err error) {
+	what := "access token"
+	if viewer {
+		what = "viewer token"
+	}
 	if given != "" {
-		if err := checkToken(given); err != nil {
-			return "", false, fmt.Errorf("check %s: %w", flag, err)
-		}
-		if len(given) < minTokenLen {
-			return "", false, fmt.Errorf("check %s: it is shorter than %d characters (openssl rand -hex 32 makes a good one)", flag, minTokenLen)
+		if err := checkGiven(given); err != nil {
+			return "", false, &TokenError{Viewer: viewer, Err: err}
 		}
 		return given, false, nil
 	}

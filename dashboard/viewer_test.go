@@ -412,8 +412,8 @@ func TestViewerTokenMustDiffer(t *testing.T) {
 		if err := td.Open(); err == nil {
 			td.Close()
 			t.Errorf("Open accepted viewer token %.20q", bad)
-		} else if !strings.Contains(err.Error(), "--viewer-token") {
-			t.Errorf("error does not name --viewer-token: %v", err)
+		} else if te := (*TokenError)(nil); !errors.As(err, &te) || !te.Viewer {
+			t.Errorf("error is not the viewer token's: %v", err)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -424,7 +425,7 @@ func TestShortTokenRefused(t *testing.T) {
 			td.Close()
 			t.Fatalf("token %q accepted", tok)
 		}
-		if !strings.Contains(err.Error(), "shorter than 16") || strings.Contains(err.Error(), tok) || td.Addr() != "" {
+		if !errors.Is(err, ErrTokenTooShort) || !strings.Contains(err.Error(), "shorter than 16") || strings.Contains(err.Error(), tok) || td.Addr() != "" {
 			t.Errorf("token %q: %v (addr %q)", tok, err, td.Addr())
 		}
 	}

@@ -171,12 +171,12 @@ func (c *DashboardCommand) validate() error {
 		// A short token is refused, not warned about: anyone who reaches
 		// the page could guess it.
 		if err := dashboard.CheckToken(c.Token); err != nil {
-			return err
+			return tokenFlagErr(err)
 		}
 	}
 	if c.ViewerToken != "" {
 		if err := dashboard.CheckViewerToken(c.ViewerToken, c.Token); err != nil {
-			return err
+			return tokenFlagErr(err)
 		}
 	}
 	if c.Cluster != "" {
@@ -202,6 +202,27 @@ func (c *DashboardCommand) validate() error {
 		}
 	}
 	return nil
+}
+
+// tokenFlagErr says which flag gave a token the dashboard refused, and how
+// to make a good one when it is too short. A token file that holds the
+// access token as the viewer token is to be deleted, so a new one is made.
+func tokenFlagErr(err error) error {
+	var te *dashboard.TokenError
+	if !errors.As(err, &te) {
+		return err
+	}
+	if te.Path != "" {
+		return &advice{err: err, todo: "delete the file so a new one is made"}
+	}
+	flag := "--token"
+	if te.Viewer {
+		flag = "--viewer-token"
+	}
+	if errors.Is(te.Err, dashboard.ErrTokenTooShort) {
+		return fmt.Errorf("check %s: %w (openssl rand -hex 32 makes a good one)", flag, te.Err)
+	}
+	return fmt.Errorf("check %s: %w", flag, te.Err)
 }
 
 // flagValue returns the value of the file flags checked in pairs.
@@ -326,6 +347,7 @@ func (c *DashboardCommand) Run(ctx context.Context, args []string) error {
 	// Bind before serving, so a port conflict is reported as such and
 	// nothing else has started.
 	if err := d.OpenContext(ctx); err != nil {
+		var listen *dashboard.ListenError
 		switch {
 		case errors.Is(err, dashboard.ErrRemote):
 			// Before the port cases: a tunnel's errors are the network's.
@@ -339,6 +361,20 @@ func (c *DashboardCommand) Run(ctx context.Context, args []string) error {
 		case errors.Is(err, bus.ErrNoCredentials):
 			return &advice{err: fmt.Errorf("refusing to start: the bus (--nats-listen %s, --cluster %q) would listen beyond loopback with nobody required to log in", c.NATSListen, c.Cluster),
 				todo: "pass --nats-users FILE (one account a line: ROLE USER PASSWORD [BOT]), or listen on 127.0.0.1"}
+		case errors.As(err, new(*dashboard.TokenError)):
+			return tokenFlagErr(err)
+		case errors.As(err, &listen) && listen.What == "http":
+			return &advice{err: err, todo: "choose another address with --http"}
+		case errors.As(err, &listen):
+			return &advice{err: err, todo: "choose another address with --nats-listen"}
+		case errors.As(err, new(*dashboard.DataDirError)):
+			return &advice{err: err, todo: "choose another with --data"}
+		case errors.Is(err, dashboard.ErrHTTPSCert):
+			return &advice{err: err, todo: "check --tls-cert and --tls-key"}
+		case errors.Is(err, dashboard.ErrBusCA), errors.Is(err, dashboard.ErrNoCACert):
+			return &advice{err: err, todo: "check --nats-ca"}
+		case errors.Is(err, dashboard.ErrCAWithoutExternalNATS):
+			return &advice{err: err, todo: "give --nats-ca only with --nats-url"}
 		case errors.Is(err, syscall.EADDRINUSE):
 			return advise(err, "another process uses that port: stop it, or choose another with --http / --nats-listen / --cluster")
 		case errors.Is(err, fs.ErrPermission):
@@ -348,6 +384,13 @@ func (c *DashboardCommand) Run(ctx context.Context, args []string) error {
 		}
 	}
 	if err := d.Run(ctx); err != nil {
+		var unreachable *dashboard.UnreachableError
+		switch {
+		case errors.As(err, &unreachable) && unreachable.UnknownCA():
+			return &advice{err: err, todo: "pass --nats-ca FILE with that CA"}
+		case errors.As(err, &unreachable):
+			return &advice{err: err, todo: "check --nats-url"}
+		}
 		return advise(err, "the dashboard stopped; agents and bots keep running, start it again")
 	}
 	return nil
