@@ -51,6 +51,11 @@ type Server struct {
 // connections in time (usually because its port is taken).
 var ErrServerNotReady = errors.New("bus server not ready")
 
+// ErrClusterNeedsRoutes is returned when a clustered server with a store
+// (JetStream) has neither routes nor a fixed cluster port to route to itself:
+// clustered JetStream insists on routes.
+var ErrClusterNeedsRoutes = errors.New("a clustered bus with history needs routes (or a fixed cluster port)")
+
 // StartServer starts an embedded NATS server and waits until it accepts
 // connections. The server never installs signal handlers: the process that
 // embeds it owns SIGINT and SIGTERM.
@@ -153,7 +158,7 @@ func configure(opts *server.Options, cfg ServerConfig, host string) error {
 			// Clustered JetStream insists on routes; the first server of a
 			// cluster routes to itself (servers ignore such a route).
 			if opts.Cluster.Port == server.RANDOM_PORT {
-				return errors.New("a clustered bus with history needs --routes (or a fixed --cluster port)")
+				return ErrClusterNeedsRoutes
 			}
 			opts.Routes = []*url.URL{withRouteLogin(&url.URL{Scheme: "nats", Host: cfg.ClusterListen}, cfg.RouteSecret)}
 		}

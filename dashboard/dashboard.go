@@ -315,7 +315,7 @@ func (d *Dashboard) startBus() (*bus.Server, error) {
 	cfg.Users = append(slices.Clone(users), d.admin)
 	srv, err := bus.StartServer(cfg)
 	if err != nil {
-		if errors.Is(err, bus.ErrNoCredentials) || errors.Is(err, bus.ErrNoRouteCredentials) {
+		if errors.Is(err, bus.ErrNoCredentials) || errors.Is(err, bus.ErrNoRouteCredentials) || errors.Is(err, bus.ErrClusterNeedsRoutes) {
 			return nil, fmt.Errorf("start bus: %w", err)
 		}
 		return nil, &ListenError{What: "bus", Addr: d.NATSListen, Err: err}

@@ -361,6 +361,8 @@ func (c *DashboardCommand) Run(ctx context.Context, args []string) error {
 		case errors.Is(err, bus.ErrNoCredentials):
 			return &advice{err: fmt.Errorf("refusing to start: the bus (--nats-listen %s, --cluster %q) would listen beyond loopback with nobody required to log in", c.NATSListen, c.Cluster),
 				todo: "pass --nats-users FILE (one account a line: ROLE USER PASSWORD [BOT]), or listen on 127.0.0.1"}
+		case errors.Is(err, bus.ErrClusterNeedsRoutes):
+			return &advice{err: err, todo: "pass --routes, or a fixed --cluster port, or --no-history"}
 		case errors.As(err, new(*dashboard.TokenError)):
 			return tokenFlagErr(err)
 		case errors.As(err, &listen) && listen.What == "http":
