@@ -106,11 +106,12 @@ type advice struct {
 func (a *advice) Error() string { return a.err.Error() + "; " + a.todo }
 func (a *advice) Unwrap() error { return a.err }
 
-// advise attaches what to do to err (nil stays nil). An error that already
-// ends in advice of its own ("...; choose another address with --http") is
-// kept as it is, so the operator reads one piece of advice, the most precise.
+// advise attaches what to do to err (nil stays nil). Libraries never carry
+// advice: cmd alone decides it, and an error gets at most one piece. One
+// that already carries advice, chosen closer to the cause, keeps it, so the
+// operator reads the most precise.
 func advise(err error, todo string) error {
-	if err == nil || strings.Contains(err.Error(), "; ") {
+	if err == nil || errors.As(err, new(*advice)) {
 		return err
 	}
 	return &advice{err: err, todo: todo}
