@@ -46,6 +46,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
 
 // runExternalServer is the test binary playing "an existing NATS": a server
 // in a process of its own, as a company's deployment would be.
