@@ -367,7 +367,7 @@ func (d *Dashboard) connect() (*nats.Conn, error) {
 				return
 			}
 			d.mu.Lock()
-			same := d.connErr != nil && d.connErr.Error() == err.Error()
+			same := d.connErr != nil && sameCause(d.connErr, err)
 			d.connErr = err
 			d.mu.Unlock()
 			if same {

@@ -4,6 +4,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"reflect"
+	"syscall"
 )
 
 // The errors below say what went wrong in the Dashboard's own terms, its
@@ -102,4 +105,45 @@ func (e *UnreachableError) UnknownCA() bool { return unknownCA(e.Err) }
 func unknownCA(err error) bool {
 	var e x509.UnknownAuthorityError
 	return errors.As(err, &e)
+}
+
+// sameCause reports whether two failures to reach the bus have one cause,
+// so a failure that repeats on every reconnect is logged once although the
+// client makes a new error value each attempt. The cause is the system's
+// error number for a refused or unreachable address, the name and reason of
+// a failed lookup, an unknown CA, or else the innermost error: one value
+// (a sentinel such as nats.ErrAuthorization), or one type when it is not a
+// pointer (a TLS record error, a hostname mismatch).
+func sameCause(a, b error) bool {
+	if ca, cb := unknownCA(a), unknownCA(b); ca || cb {
+		return ca && cb
+	}
+	var ea, eb syscall.Errno
+	if oka, okb := errors.As(a, &ea), errors.As(b, &eb); oka || okb {
+		return oka && okb && ea == eb
+	}
+	var da, db *net.DNSError
+	if oka, okb := errors.As(a, &da), errors.As(b, &db); oka || okb {
+		return oka && okb && da.Name == db.Name && da.Err == db.Err
+	}
+	ra, rb := innermost(a), innermost(b)
+	ta := reflect.TypeOf(ra)
+	if ta != reflect.TypeOf(rb) {
+		return false
+	}
+	if ta.Kind() != reflect.Pointer {
+		return true
+	}
+	return ra == rb
+}
+
+// innermost unwraps err down to the error it started from.
+func innermost(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
 }
