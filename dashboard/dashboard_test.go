@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -169,7 +170,7 @@ func TestHTTPPortInUse(t *testing.T) {
 		td.Close()
 		t.Fatal("Open succeeded on a busy HTTP port")
 	}
-	if msg := err.Error(); !strings.Contains(msg, td.HTTPAddr) || !strings.Contains(msg, "--http") {
+	if le := (*ListenError)(nil); !errors.As(err, &le) || le.What != "http" || !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), td.HTTPAddr) {
 		t.Errorf("unclear error: %v", err)
 	} else {
 		t.Logf("error: %v", err)
@@ -197,7 +198,7 @@ func TestNATSPortInUse(t *testing.T) {
 		td.Close()
 		t.Fatal("Open succeeded on a busy bus port")
 	}
-	if msg := err.Error(); !strings.Contains(msg, td.NATSListen) || !strings.Contains(msg, "--nats-listen") {
+	if le := (*ListenError)(nil); !errors.As(err, &le) || le.What != "bus" || !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), td.NATSListen) {
 		t.Errorf("unclear error: %v", err)
 	} else {
 		t.Logf("error: %v", err)
