@@ -334,6 +334,16 @@ type supervisor struct {
 
 	hangT, backoffT, escalateT *time.Timer
 
+	// A wait in progress (see waitKind) and what it goes on with.
+	waiting    waitKind
+	waitT      *time.Timer
+	lookTries  int
+	lookErr    error
+	lookThen   func(*proc, error)
+	lookLater  []func(*proc, error)
+	unlockExit exitInfo
+	unlockBy   time.Time
+
 	exits chan exitInfo
 	beats chan bus.Heartbeat
 	conns chan struct{}
@@ -393,6 +403,45 @@ func stopTimer(t **time.Timer) {
 	}
 }
 
+// waitKind names a wait of the loop: a poll of the PID file, spaced by the
+// wait timer. While one is in progress the loop takes no other event; they
+// keep in their channels, in order, and are handled once it ends, so each
+// sees the state a wait that blocked would have left.
+type waitKind int
+
+const (
+	waitNone       waitKind = iota
+	waitPIDWritten          // a look found the PID file locked but not yet written
+	waitUnlocked            // an exited bot's group still holds the PID file's lock
+)
+
+func (s *supervisor) waitFor(k waitKind, d time.Duration) {
+	s.waiting = k
+	s.waitT = time.NewTimer(d)
+}
+
+// onWaitTimer polls again for the wait in progress, then begins the looks
+// that were asked for while it lasted.
+func (s *supervisor) onWaitTimer() {
+	k := s.waiting
+	s.waiting = waitNone
+	switch k {
+	case waitPIDWritten:
+		if s.lookTries < pidWrittenTries {
+			s.readPIDFile()
+		} else {
+			s.endLook(s.findRunning(0, s.lookErr))
+		}
+	case waitUnlocked:
+		s.checkUnlocked()
+	}
+	for len(s.lookLater) > 0 && s.waiting == waitNone {
+		then := s.lookLater[0]
+		s.lookLater = s.lookLater[1:]
+		s.lookFor(then)
+	}
+}
+
 // run is the one loop that owns the supervisor's state.
 func (s *supervisor) run(ctx context.Context) {
 	defer func() {
@@ -403,6 +452,7 @@ func (s *supervisor) run(ctx context.Context) {
 		stopTimer(&s.hangT)
 		stopTimer(&s.backoffT)
 		stopTimer(&s.escalateT)
+		stopTimer(&s.waitT)
 		s.wg.Wait()
 	}()
 	s.onConn()
@@ -410,6 +460,12 @@ func (s *supervisor) run(ctx context.Context) {
 	ctxDone := ctx.Done()
 	var exitDeadline <-chan time.Time
 	for !s.finished {
+		if s.waiting != waitNone {
+			<-s.waitT.C
+			s.waitT = nil
+			s.onWaitTimer()
+			continue
+		}
 		select {
 		case <-ctxDone:
 			ctxDone = nil

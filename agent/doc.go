@@ -7,8 +7,8 @@
 //
 // One goroutine, the loop in supervisor.run, owns all state. Everything else
 // (the bot's watcher, the bus's callbacks, the request handlers, the shutdown
-// request to the bot) sends it an event over a channel, and the timeouts are
-// timers the loop selects on, but for the waits named at the end. The state is the bus.State the agent reports,
+// request to the bot) sends it an event over a channel, and every wait is a
+// timer the loop selects on; nothing in the loop sleeps. The state is the bus.State the agent reports,
 // refined by two typed values:
 //
 //   - the phase of the operation in progress (opPhase): opStopping while a
@@ -25,7 +25,7 @@
 // agent is leaving, after which every request is refused.
 //
 // A start (shown as "start" below) first looks for a live bot holding the
-// PID file and adopts it; otherwise it spawns one. Either way the state
+// PID file (a look) and adopts it; otherwise it spawns one. Either way the state
 // becomes starting, or running at once when HeartbeatTimeout is zero. A
 // start that fails answers the operation in progress with the error and
 // goes to backoff for at least a second.
@@ -46,10 +46,10 @@
 //	                      running             from the bot or its group: re-arm the hang
 //	                                          timer
 //	                      stopping, hung      ignored (stop reason set)
-//	exit                  any with a bot      close the watcher; if the bot led its group,
-//	                                          wait up to 1 s for the PID file's lock to be
-//	                                          released; stop the hang and stop-timeout
-//	                                          timers; record the last exit, then:
+//	exit                  any with a bot      close the watcher; if the bot led its group
+//	                                          and its lock is still held: wait (unlocked).
+//	                                          Then stop the hang and stop-timeout timers,
+//	                                          record the last exit, and:
 //	                        exiting           reason = stop reason; emit stopped; → stopped;
 //	                                          the loop ends
 //	                        opStopping        reason "requested" ("exited while stopping"
@@ -91,6 +91,14 @@
 //	                                          when the current one is answered
 //	status request        any                 answered at once
 //	backoff timer         backoff             start
+//	wait timer            waiting             PID file unwritten: read it again; after
+//	                                          10 reads 20 ms apart the look fails ("locked
+//	                                          but unreadable"). Lock held: read it again
+//	                                          every 5 ms; once released, or after 1 s, go
+//	                                          on with the exit. Then begin the looks asked
+//	                                          for while the wait lasted
+//	any other event       waiting             not taken: it keeps in its channel, in order,
+//	                                          until the wait ends
 //	bus connected         any                 hang detection resumes, the timeout counted
 //	                                          from the moment it connected; re-arm the
 //	                                          hang timer
@@ -102,9 +110,10 @@
 //	                                          stopAgentExiting, stop as above → stopping,
 //	                                          and end the loop anyway StopTimeout + 2 s later
 //
-// Three waits still block the loop: a start retries a PID file that is
-// locked but not yet written for up to 10×20 ms (findRunning), an exit waits
-// up to 1 s for the PID file's lock (awaitUnlocked), and the hang timer's
-// bus round trip takes up to 1 s. Heartbeats that arrive meanwhile queue in
-// a buffer and are dropped when it is full.
+// A look that finds the PID file locked but not yet written (a bot starting
+// this instant), and an exit whose bot's group still holds the lock, wait
+// (waitKind): the loop polls on its wait timer and takes no other event
+// until the wait ends, so every event sees the state it saw when these waits
+// blocked. One call still blocks: the hang timer's bus round trip, for up to
+// 1 s. Heartbeats that arrive meanwhile queue in a buffer of 256.
 package agent

@@ -18,26 +18,35 @@ import (
 func (s *supervisor) start(reason, by string) {
 	stopTimer(&s.backoffT)
 	s.nextStart = time.Time{}
-	p, err := s.findRunning()
-	if err != nil {
-		s.failStart(err)
-		return
-	}
-	if p != nil {
-		s.adopt(p)
-		return
-	}
+	s.lookFor(func(p *proc, err error) {
+		switch {
+		case err != nil:
+			s.failStart(err)
+		case p != nil:
+			s.adopt(p)
+		default:
+			s.spawnAndStart(reason, by)
+		}
+	})
+}
+
+// spawnAndStart starts a new bot, found no running one.
+func (s *supervisor) spawnAndStart(reason, by string) {
 	s.problem = "" // spawn may set a new one that does not stop the bot
-	p, err = s.spawn()
+	p, err := s.spawn()
 	if le := (*pidfile.LockedError)(nil); errors.As(err, &le) {
 		// A bot appeared between the look and the lock (started by hand).
-		if p, err = s.findRunning(); p != nil {
-			s.adopt(p)
-			return
-		}
-		if err == nil {
-			err = le
-		}
+		s.lookFor(func(p *proc, err error) {
+			if p != nil {
+				s.adopt(p)
+				return
+			}
+			if err == nil {
+				err = le
+			}
+			s.failStart(err)
+		})
+		return
 	}
 	if err != nil {
 		s.failStart(err)
@@ -127,20 +136,51 @@ func (s *supervisor) spawn() (*proc, error) {
 	return p, nil
 }
 
-// findRunning returns the live bot holding the PID file, or nil when there is
-// none. A PID file nobody holds, or one that names a process which does not
-// hold it, is never trusted.
-func (s *supervisor) findRunning() (*proc, error) {
-	var pid int
-	var err error
-	for i := 0; i < 10; i++ {
-		pid, err = pidfile.Read(s.cfg.PIDFile)
-		if !errors.Is(err, pidfile.ErrGarbage) {
-			break
-		}
-		// Locked but not yet written: a bot is starting this instant.
-		time.Sleep(20 * time.Millisecond)
+// The PID file of a bot starting this instant is locked but not yet
+// written: it is read again pidWrittenTries times, pidWrittenPoll apart,
+// before it counts as unreadable.
+const (
+	pidWrittenTries = 10
+	pidWrittenPoll  = 20 * time.Millisecond
+)
+
+// lookFor finds the live bot holding the PID file (see findRunning) and
+// hands it, or nil, to then. The reads of a PID file not yet written are
+// spaced by the loop's wait timer, not by sleeping (see onWaitTimer).
+func (s *supervisor) lookFor(then func(*proc, error)) {
+	if s.waiting != waitNone {
+		// A look our caller began is still waiting: ours follows it, as it
+		// followed a look that blocked.
+		s.lookLater = append(s.lookLater, then)
+		return
 	}
+	s.lookTries = 0
+	s.lookThen = then
+	s.readPIDFile()
+}
+
+func (s *supervisor) readPIDFile() {
+	pid, err := pidfile.Read(s.cfg.PIDFile)
+	s.lookTries++
+	if errors.Is(err, pidfile.ErrGarbage) {
+		// Locked but not yet written: a bot is starting this instant.
+		s.lookErr = err
+		s.waitFor(waitPIDWritten, pidWrittenPoll)
+		return
+	}
+	s.endLook(s.findRunning(pid, err))
+}
+
+func (s *supervisor) endLook(p *proc, err error) {
+	then := s.lookThen
+	s.lookThen, s.lookErr = nil, nil
+	then(p, err)
+}
+
+// findRunning returns the live bot holding the PID file, given what reading
+// it returned, or nil when there is none. A PID file nobody holds, or one
+// that names a process which does not hold it, is never trusted.
+func (s *supervisor) findRunning(pid int, err error) (*proc, error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, pidfile.ErrStale):
 		return nil, nil
@@ -228,8 +268,39 @@ func (s *supervisor) onExit(e exitInfo) {
 		// settle has SIGKILLed the children the leader left in its group.
 		// Those that inherited the locked PID file keep the lock until
 		// they are gone, and the next start must not find it held.
-		awaitUnlocked(s.cfg.PIDFile, p.pid)
+		s.unlockExit = e
+		s.unlockBy = time.Now().Add(unlockWait)
+		s.checkUnlocked()
+		return
 	}
+	s.exited(e)
+}
+
+// The killed children of an exited bot release the PID file's lock within
+// moments: it is read every unlockPoll, for up to unlockWait, after which
+// the next start reports the lock.
+const (
+	unlockPoll = 5 * time.Millisecond
+	unlockWait = time.Second
+)
+
+// checkUnlocked goes on with the exit once the PID file's lock is no longer
+// held on behalf of the exited bot, or unlockWait has passed; until then it
+// checks again on the loop's wait timer.
+func (s *supervisor) checkUnlocked() {
+	e := s.unlockExit
+	held, err := pidfile.Read(s.cfg.PIDFile)
+	if err == nil && held == e.p.pid && !time.Now().After(s.unlockBy) {
+		s.waitFor(waitUnlocked, unlockPoll)
+		return
+	}
+	s.unlockExit = exitInfo{}
+	s.exited(e)
+}
+
+// exited handles the exit of the current bot, its PID file released.
+func (s *supervisor) exited(e exitInfo) {
+	p := e.p
 	s.p = nil
 	stopTimer(&s.hangT)
 	stopTimer(&s.escalateT)
@@ -280,20 +351,6 @@ func (s *supervisor) onExit(e exitInfo) {
 		return
 	}
 	s.start("respawn after "+exit.Reason, "")
-}
-
-// awaitUnlocked waits until the PID file's lock is no longer held on behalf
-// of pid, which has exited: its killed children release it within moments.
-// It gives up after a second; the next start then reports the lock.
-func awaitUnlocked(path string, pid int) {
-	deadline := time.Now().Add(time.Second)
-	for {
-		held, err := pidfile.Read(path)
-		if err != nil || held != pid || time.Now().After(deadline) {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func exitText(e *bus.Exit) string {
@@ -349,9 +406,11 @@ func (s *supervisor) onHeartbeat(hb bus.Heartbeat) {
 	if p == nil {
 		if !s.exiting && s.op == nil && s.want {
 			// A bot started by hand while we waited: adopt it now.
-			if q, err := s.findRunning(); err == nil && q != nil {
-				s.adopt(q)
-			}
+			s.lookFor(func(q *proc, err error) {
+				if err == nil && q != nil {
+					s.adopt(q)
+				}
+			})
 		}
 		return
 	}
