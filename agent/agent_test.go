@@ -179,12 +179,29 @@ func readPIDFile(t *testing.T, path string) int {
 // setup starts an agent for a fake bot in mode; stopBot says whether the bot
 // goes when the agent does (the default is that it outlives it).
 func setup(t *testing.T, mode string, stopBot bool) (*harness, string) {
-	srv := bustest.NewServer(t)
-	nc := bustest.MustConnect(t, srv)
-	dir := t.TempDir()
-	a := newAgent(t, srv.ClientURL(), dir, mode)
+	nc, a, dir := newTestAgent(t, mode)
 	a.StopBotOnExit = stopBot
 	return mustStart(t, nc, a), dir
+}
+
+// newTestAgent is newAgent in a fresh directory on a fresh bus, with a
+// connection to that bus; not started, so that the test can adjust it first.
+func newTestAgent(t *testing.T, mode string) (nc *nats.Conn, a *Agent, dir string) {
+	t.Helper()
+	srv := bustest.NewServer(t)
+	nc = bustest.MustConnect(t, srv)
+	dir = t.TempDir()
+	return nc, newAgent(t, srv.ClientURL(), dir, mode), dir
+}
+
+// newChildrenAgent is newTestAgent for the "children" bot, which starts a
+// child in its process group and writes the child's PID to childFile.
+func newChildrenAgent(t *testing.T) (nc *nats.Conn, a *Agent, childFile string) {
+	t.Helper()
+	nc, a, dir := newTestAgent(t, "children")
+	childFile = filepath.Join(dir, "child.pid")
+	a.Command = append([]string{"/usr/bin/env", "LIFELINE_TEST_CHILD_FILE=" + childFile}, a.Command[1:]...)
+	return nc, a, childFile
 }
 
 func TestStartsBotAndWritesLockedPIDFile(t *testing.T) {
@@ -366,24 +383,10 @@ func TestShutdownIgnoredEscalatesToSIGKILL(t *testing.T) {
 }
 
 func TestStopLeavesNoChildren(t *testing.T) {
-	srv := bustest.NewServer(t)
-	nc := bustest.MustConnect(t, srv)
-	dir := t.TempDir()
-	childFile := filepath.Join(dir, "child.pid")
-	a := newAgent(t, srv.ClientURL(), dir, "children")
-	a.Command = append([]string{"/usr/bin/env", "LIFELINE_TEST_CHILD_FILE=" + childFile}, a.Command[1:]...)
+	nc, a, childFile := newChildrenAgent(t)
 	h := mustStart(t, nc, a)
 	h.running()
-	var child int
-	deadline := time.Now().Add(5 * time.Second)
-	for child == 0 && time.Now().Before(deadline) {
-		data, _ := os.ReadFile(childFile)
-		child, _ = strconv.Atoi(string(data))
-		time.Sleep(5 * time.Millisecond)
-	}
-	if child == 0 || !alive(child) {
-		t.Fatalf("bot's child not running (%d)", child)
-	}
+	child := waitChildFile(t, childFile)
 	if r, err := h.ask(bus.OpStop, "test"); err != nil || !r.OK {
 		t.Fatalf("stop: %+v %v", r, err)
 	}

@@ -297,10 +297,7 @@ func TestBadHeartbeatsDoNotHideAHang(t *testing.T) {
 // decodes null into a struct without complaint, so `null` once restarted the
 // bot as if it were an empty request.
 func TestNullRequestIsRefused(t *testing.T) {
-	srv := bustest.NewServer(t)
-	nc := bustest.MustConnect(t, srv)
-	dir := t.TempDir()
-	a := newAgent(t, srv.ClientURL(), dir, "ok")
+	nc, a, dir := newTestAgent(t, "ok")
 	a.StopBotOnExit = true
 	a.HeartbeatTimeout = steadyTimeout
 	h := mustStart(t, nc, a)

@@ -146,10 +146,7 @@ func TestVanishedPIDFileIsReported(t *testing.T) {
 // A log file that cannot be opened does not stop the bot, but status says
 // that its output is lost.
 func TestUnopenableLogFileIsReported(t *testing.T) {
-	srv := bustest.NewServer(t)
-	nc := bustest.MustConnect(t, srv)
-	dir := t.TempDir()
-	a := newAgent(t, srv.ClientURL(), dir, "ok")
+	nc, a, dir := newTestAgent(t, "ok")
 	a.LogFile = filepath.Join(dir, "missing", "bot.log")
 	a.StopBotOnExit = true
 	st := mustStart(t, nc, a).running()

@@ -120,10 +120,7 @@ func TestCreatedDataDirectoryIsPrivate(t *testing.T) {
 
 // A log left readable by others (by an older lifeline) is made private.
 func TestOldLogIsMadePrivate(t *testing.T) {
-	srv := bustest.NewServer(t)
-	nc := bustest.MustConnect(t, srv)
-	dir := t.TempDir()
-	a := newAgent(t, srv.ClientURL(), dir, "ok")
+	nc, a, _ := newTestAgent(t, "ok")
 	if err := os.WriteFile(a.LogFile, []byte("old output\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -169,10 +166,7 @@ func plantSymlink(t *testing.T, path string) func() {
 // without a log, status says why, and the link's target gets none of the
 // bot's output.
 func TestSymlinkAtLogPathIsNotFollowed(t *testing.T) {
-	srv := bustest.NewServer(t)
-	nc := bustest.MustConnect(t, srv)
-	dir := t.TempDir()
-	a := newAgent(t, srv.ClientURL(), dir, "ok")
+	nc, a, _ := newTestAgent(t, "ok")
 	a.Command = append([]string{"sh", "-c", `echo leaked; exec "$@"`, "sh"}, a.Command...)
 	a.StopBotOnExit = true
 	unchanged := plantSymlink(t, a.LogFile)
@@ -187,10 +181,7 @@ func TestSymlinkAtLogPathIsNotFollowed(t *testing.T) {
 // starts, status says why, the target is untouched; once the link is gone
 // the agent starts the bot.
 func TestSymlinkAtPIDFileIsNotFollowed(t *testing.T) {
-	srv := bustest.NewServer(t)
-	nc := bustest.MustConnect(t, srv)
-	dir := t.TempDir()
-	a := newAgent(t, srv.ClientURL(), dir, "ok")
+	nc, a, _ := newTestAgent(t, "ok")
 	a.StopBotOnExit = true
 	unchanged := plantSymlink(t, a.PIDFile)
 	h := mustStart(t, nc, a)
@@ -212,12 +203,7 @@ func TestSymlinkAtPIDFileIsNotFollowed(t *testing.T) {
 // When the bot is killed (SIGKILL to it alone), the child it left behind in
 // its process group is killed too, and the agent starts a new bot.
 func TestKilledBotsLeftoverChildIsKilled(t *testing.T) {
-	srv := bustest.NewServer(t)
-	nc := bustest.MustConnect(t, srv)
-	dir := t.TempDir()
-	childFile := filepath.Join(dir, "child.pid")
-	a := newAgent(t, srv.ClientURL(), dir, "children")
-	a.Command = append([]string{"/usr/bin/env", "LIFELINE_TEST_CHILD_FILE=" + childFile}, a.Command[1:]...)
+	nc, a, childFile := newChildrenAgent(t)
 	a.StopBotOnExit = true
 	h := mustStart(t, nc, a)
 	first := h.running()

@@ -332,33 +332,12 @@ func TestBigEventNeverStored(t *testing.T) {
 // holding an oversized event, is updated in place: its events stay, the
 // oversized one is not shown, and the limits apply from then on.
 func TestHistoryStreamGetsLimitsInPlace(t *testing.T) {
-	dir := t.TempDir()
-	old, err := bus.StartServer(bus.ServerConfig{Listen: "127.0.0.1:0", Name: "old", StoreDir: dir + "/jetstream"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(old.ClientURL())
-	if err != nil {
-		old.Close()
-		t.Fatal(err)
-	}
-	js, _ := jetstream.New(nc)
 	cfg := eventsStreamConfig(1)
 	cfg.MaxMsgsPerSubject, cfg.MaxMsgSize = 0, 0
-	_, err = js.CreateStream(context.Background(), cfg)
 	base := time.Now().UTC()
 	big := bus.Encode(testEvent(base, 0, "oversized"))
 	big = append(big[:len(big)-1:len(big)-1], []byte(`,"pad":"`+strings.Repeat("p", 100<<10)+`"}`)...)
-	for _, data := range [][]byte{big, bus.Encode(testEvent(base, 1, "kept"))} {
-		if err == nil {
-			_, err = js.Publish(context.Background(), bus.HistorySubject("bot"), data)
-		}
-	}
-	nc.Close()
-	old.Close()
-	if err != nil {
-		t.Fatalf("old stream: %v", err)
-	}
+	dir := oldStream(t, cfg, bus.HistorySubject("bot"), big, bus.Encode(testEvent(base, 1, "kept")))
 
 	td := newTestDashboard(t)
 	td.DataDir = dir
@@ -367,7 +346,7 @@ func TestHistoryStreamGetsLimitsInPlace(t *testing.T) {
 	if hasEvent(t, td, "oversized") {
 		t.Fatal("the oversized event from the old stream is shown")
 	}
-	js = waitForStream(t, connectAs(t, td, bus.LoginOperator))
+	js := waitForStream(t, connectAs(t, td, bus.LoginOperator))
 	s, err := js.Stream(context.Background(), eventsStream)
 	if err != nil {
 		t.Fatal(err)

@@ -64,9 +64,10 @@ func newTestDashboard(t *testing.T) *testDashboard {
 	return &testDashboard{Dashboard: d, out: out, logs: logs}
 }
 
-// mustRun opens and runs td until the test ends, then checks that Run
-// returned nil.
-func mustRun(t *testing.T, td *testDashboard) *testDashboard {
+// mustRun opens and runs td until the test ends, waits until it serves,
+// and returns a stop that checks that Run returned nil; a test may call
+// stop early, to restart a dashboard on the same data dir.
+func mustRun(t *testing.T, td *testDashboard) (stop func()) {
 	t.Helper()
 	if err := td.Open(); err != nil {
 		t.Fatalf("open dashboard: %v", err)
@@ -75,7 +76,12 @@ func mustRun(t *testing.T, td *testDashboard) *testDashboard {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- td.Run(ctx) }()
-	t.Cleanup(func() {
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		select {
 		case err := <-done:
@@ -85,7 +91,8 @@ func mustRun(t *testing.T, td *testDashboard) *testDashboard {
 		case <-time.After(15 * time.Second):
 			t.Errorf("Run did not return after cancel")
 		}
-	})
+	}
+	t.Cleanup(stop)
 	waitFor(t, "healthz answers", func() bool {
 		resp, err := http.Get(td.base + "/healthz")
 		if err != nil {
@@ -94,13 +101,15 @@ func mustRun(t *testing.T, td *testDashboard) *testDashboard {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return td
+	return stop
 }
 
 // startDashboard is newTestDashboard + mustRun.
 func startDashboard(t *testing.T) *testDashboard {
 	t.Helper()
-	return mustRun(t, newTestDashboard(t))
+	td := newTestDashboard(t)
+	mustRun(t, td)
+	return td
 }
 
 // waitFor polls cond until it holds or 10 s pass.

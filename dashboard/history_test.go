@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/lifeline-dev/lifeline/bus/bustest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -41,29 +42,34 @@ func waitLong(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// runUntil runs td until the returned stop function is called.
-func runUntil(t *testing.T, td *testDashboard) (stop func()) {
+// oldStream makes, in a fresh data dir, the stream cfg that an older
+// dashboard left there, holding events published on subject, and returns
+// the data dir for a new dashboard to start on.
+func oldStream(t *testing.T, cfg jetstream.StreamConfig, subject string, events ...[]byte) (dataDir string) {
 	t.Helper()
-	if err := td.Open(); err != nil {
-		t.Fatalf("open dashboard: %v", err)
+	dataDir = t.TempDir()
+	old, err := bus.StartServer(bus.ServerConfig{Listen: "127.0.0.1:0", Name: "old", StoreDir: dataDir + "/jetstream"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	td.base = "http://" + td.Addr()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- td.Run(ctx) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+	nc, err := nats.Connect(old.ClientURL())
+	if err != nil {
+		old.Close()
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	_, err = js.CreateStream(context.Background(), cfg)
+	for _, data := range events {
+		if err == nil {
+			_, err = js.Publish(context.Background(), subject, data)
 		}
 	}
-	t.Cleanup(stop)
-	return stop
+	nc.Close()
+	old.Close()
+	if err != nil {
+		t.Fatalf("old stream: %v", err)
+	}
+	return dataDir
 }
 
 func publishEvent(t *testing.T, nc *nats.Conn, ev bus.Event) {
@@ -81,7 +87,7 @@ func hasEvent(t *testing.T, td *testDashboard, reason string) bool {
 
 func TestHistorySurvivesADashboardRestart(t *testing.T) {
 	first := newTestDashboard(t)
-	stop := runUntil(t, first)
+	stop := mustRun(t, first)
 	nc := connect(t, first)
 	waitForStream(t, connectAs(t, first, bus.LoginOperator))
 	publishEvent(t, nc, bus.Event{Time: time.Now().UTC(), Name: "bot", Type: bus.EventCrashed, PID: 42, Reason: "before-restart"})
@@ -91,7 +97,7 @@ func TestHistorySurvivesADashboardRestart(t *testing.T) {
 
 	second := newTestDashboard(t)
 	second.DataDir = first.DataDir
-	runUntil(t, second)
+	mustRun(t, second)
 	waitFor(t, "event from history", func() bool { return hasEvent(t, second, "before-restart") })
 	// The bot's own history route returns it too, and only its events.
 	r := call(t, "GET", second.base+"/api/bots/bot/events", bearer(second.AccessToken()), nil)
@@ -115,9 +121,9 @@ func TestHistoryIsSharedAcrossAClusterAndReplicated(t *testing.T) {
 	logins := sharedBusDir(t)
 	for i := range 3 {
 		td := newTestDashboard(t)
-		copyBusDir(t, logins, td.DataDir)
+		bustest.CopyBusDir(t, logins, td.DataDir)
 		td.ClusterListen, td.ClusterName, td.Routes = listens[i], "t", routes
-		runUntil(t, td)
+		mustRun(t, td)
 		ds = append(ds, td)
 	}
 	nc := connect(t, ds[0])
@@ -133,9 +139,9 @@ func TestHistoryIsSharedAcrossAClusterAndReplicated(t *testing.T) {
 	}
 	// A fourth dashboard, started later, shows the earlier event at once.
 	late := newTestDashboard(t)
-	copyBusDir(t, logins, late.DataDir)
+	bustest.CopyBusDir(t, logins, late.DataDir)
 	late.ClusterListen, late.ClusterName, late.Routes = freeAddr(t), "t", routes
-	runUntil(t, late)
+	mustRun(t, late)
 	waitLong(t, "history on a late dashboard", func() bool { return hasEvent(t, late, "clustered-history") })
 }
 
@@ -244,7 +250,7 @@ func recorded(td *testDashboard) (stored, duplicates int) {
 func startDashboardProcess(t *testing.T, logins, clusterAddr string, routes []string) (*exec.Cmd, string) {
 	t.Helper()
 	data := t.TempDir()
-	copyBusDir(t, logins, data)
+	bustest.CopyBusDir(t, logins, data)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "LIFELINE_TEST_DASHBOARD_DATA="+data,
 		"LIFELINE_TEST_CLUSTER="+clusterAddr, "LIFELINE_TEST_ROUTES="+strings.Join(routes, ","))
@@ -282,9 +288,9 @@ func TestHistoryKeepsEventsPublishedWhileTheStreamLeaderIsDead(t *testing.T) {
 	var ds []*testDashboard
 	for i := range 2 {
 		td := newTestDashboard(t)
-		copyBusDir(t, logins, td.DataDir)
+		bustest.CopyBusDir(t, logins, td.DataDir)
 		td.ClusterListen, td.ClusterName, td.Routes = clusters[i], "t", routes
-		runUntil(t, td)
+		mustRun(t, td)
 		ds = append(ds, td)
 	}
 	agent := connect(t, ds[0])      // publishes events as an agent does
@@ -359,9 +365,9 @@ func TestHistoryKeepsEventsPublishedWhileTheStreamLeaderIsDead(t *testing.T) {
 	}
 	// A dashboard started now shows them all from the history alone.
 	late := newTestDashboard(t)
-	copyBusDir(t, logins, late.DataDir)
+	bustest.CopyBusDir(t, logins, late.DataDir)
 	late.ClusterListen, late.ClusterName, late.Routes = freeAddr(t), "t", routes
-	runUntil(t, late)
+	mustRun(t, late)
 	waitBotEvents(t, late, want)
 }
 
@@ -451,36 +457,17 @@ func TestHistoryRecordsEventsPublishedBeforeTheStreamExists(t *testing.T) {
 // dashboard captured the agents' subject; it is moved to the dashboards' own,
 // keeping its events, and new events are stored once, not twice.
 func TestHistoryMovesAnOldStreamToTheHistorySubjects(t *testing.T) {
-	dir := t.TempDir()
-	old, err := bus.StartServer(bus.ServerConfig{Listen: "127.0.0.1:0", Name: "old", StoreDir: dir + "/jetstream"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(old.ClientURL())
-	if err != nil {
-		old.Close()
-		t.Fatal(err)
-	}
-	js, _ := jetstream.New(nc)
 	cfg := eventsStreamConfig(1)
 	cfg.Subjects, cfg.Duplicates = []string{bus.EventsWildcard}, 0
-	_, err = js.CreateStream(context.Background(), cfg)
 	base := time.Now().UTC()
-	if err == nil {
-		_, err = js.Publish(context.Background(), bus.EventsSubject("bot"), bus.Encode(testEvent(base, 0, "old-dashboard")))
-	}
-	nc.Close()
-	old.Close()
-	if err != nil {
-		t.Fatalf("old stream: %v", err)
-	}
+	dir := oldStream(t, cfg, bus.EventsSubject("bot"), bus.Encode(testEvent(base, 0, "old-dashboard")))
 
 	td := newTestDashboard(t)
 	td.DataDir = dir
 	mustRun(t, td)
 	waitFor(t, "the old event", func() bool { return hasEvent(t, td, "old-dashboard") })
 	agent := connect(t, td)
-	js, _ = jetstream.New(connectAs(t, td, bus.LoginOperator))
+	js, _ := jetstream.New(connectAs(t, td, bus.LoginOperator))
 	s, err := js.Stream(context.Background(), eventsStream)
 	if err != nil {
 		t.Fatal(err)
@@ -542,27 +529,4 @@ func sharedBusDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
-}
-
-// copyBusDir copies bus directory from into data dir data, before the
-// dashboard there starts.
-func copyBusDir(t *testing.T, from, data string) {
-	t.Helper()
-	to := filepath.Join(data, "bus")
-	if err := os.MkdirAll(to, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(from, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 }

@@ -60,17 +60,7 @@ func checkViewerStream(t *testing.T, td *testDashboard, hdr map[string]string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, td.base+"/api/stream", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("open stream: %v", err)
-	}
+	resp := openRawStream(ctx, t, td.base, hdr)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		t.Fatalf("stream: HTTP %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))

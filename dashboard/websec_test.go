@@ -19,45 +19,6 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// runStoppable opens and runs td, like mustRun, but returns a stop that
-// the test may call early to restart a dashboard on the same data dir.
-func runStoppable(t *testing.T, td *testDashboard) (stop func()) {
-	t.Helper()
-	if err := td.Open(); err != nil {
-		t.Fatalf("open dashboard: %v", err)
-	}
-	td.base = "http://" + td.Addr()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- td.Run(ctx) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run returned %v, want nil", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("Run did not return after cancel")
-		}
-	}
-	t.Cleanup(stop)
-	waitFor(t, "healthz answers", func() bool {
-		resp, err := http.Get(td.base + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return stop
-}
-
 // connectAdmin opens a test client on td's bus with the dashboard's own
 // login when it has one, so the test holds whatever the bus requires.
 func connectAdmin(t *testing.T, td *testDashboard) *nats.Conn {
@@ -302,7 +263,7 @@ func TestLoginLinkExpires(t *testing.T) {
 func TestLogoutRevokes(t *testing.T) {
 	td := newTestDashboard(t)
 	td.Token = "logout-test-token-0123456789"
-	stop := runStoppable(t, td)
+	stop := mustRun(t, td)
 	agent := startFakeAgent(t, connectAdmin(t, td), "bot")
 
 	session, other := loginCookie(t, td.base, td.Token), loginCookie(t, td.base, td.Token)
@@ -367,7 +328,7 @@ func TestLogoutRevokes(t *testing.T) {
 	stop()
 	td2 := newTestDashboard(t)
 	td2.DataDir, td2.Token = td.DataDir, td.Token
-	runStoppable(t, td2)
+	mustRun(t, td2)
 	td.base = td2.base
 	agent = startFakeAgent(t, connectAdmin(t, td2), "bot")
 	replayed("after a restart")
@@ -382,13 +343,13 @@ func TestLogoutRevokes(t *testing.T) {
 func TestTokenChangeEndsSessions(t *testing.T) {
 	td := newTestDashboard(t)
 	td.Token = "the-first-token-0123456789"
-	stop := runStoppable(t, td)
+	stop := mustRun(t, td)
 	session := loginCookie(t, td.base, td.Token)
 	stop()
 
 	td2 := newTestDashboard(t)
 	td2.DataDir, td2.Token = td.DataDir, "the-second-token-0123456789"
-	stop = runStoppable(t, td2)
+	stop = mustRun(t, td2)
 	if r := call(t, http.MethodGet, td2.base+"/api/bots", cookieHdr(session), nil); r.code != http.StatusUnauthorized {
 		t.Errorf("cookie from the old --token: HTTP %d", r.code)
 	}
@@ -396,7 +357,7 @@ func TestTokenChangeEndsSessions(t *testing.T) {
 
 	// The token file: generated, then replaced while the dashboard is down.
 	td3 := newTestDashboard(t)
-	stop = runStoppable(t, td3)
+	stop = mustRun(t, td3)
 	session = loginCookie(t, td3.base, td3.AccessToken())
 	stop()
 	if err := os.WriteFile(filepath.Join(td3.DataDir, TokenFile), []byte("a-rotated-token-0123456789\n"), 0o600); err != nil {
@@ -404,7 +365,7 @@ func TestTokenChangeEndsSessions(t *testing.T) {
 	}
 	td4 := newTestDashboard(t)
 	td4.DataDir = td3.DataDir
-	runStoppable(t, td4)
+	mustRun(t, td4)
 	if td4.AccessToken() != "a-rotated-token-0123456789" {
 		t.Fatalf("the rotated token file was not used")
 	}
@@ -435,10 +396,10 @@ func TestShortTokenRefused(t *testing.T) {
 }
 
 // openRawStream opens /api/stream with hdr and returns the answer; the
-// body stays open until the test ends.
-func openRawStream(t *testing.T, base string, hdr map[string]string) *http.Response {
+// body stays open until ctx ends or the test does.
+func openRawStream(ctx context.Context, t *testing.T, base string, hdr map[string]string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/api/stream", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/stream", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,11 +428,11 @@ func TestStreamCap(t *testing.T) {
 		{"bearer", bearer(td.AccessToken()), maxStreamsPerBearer},
 	} {
 		for i := range tc.limit {
-			if resp := openRawStream(t, td.base, tc.hdr); resp.StatusCode != http.StatusOK {
+			if resp := openRawStream(t.Context(), t, td.base, tc.hdr); resp.StatusCode != http.StatusOK {
 				t.Fatalf("%s stream %d: HTTP %d", tc.what, i+1, resp.StatusCode)
 			}
 		}
-		resp := openRawStream(t, td.base, tc.hdr)
+		resp := openRawStream(t.Context(), t, td.base, tc.hdr)
 		body, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != http.StatusTooManyRequests {
 			t.Fatalf("%s stream %d: HTTP %d, want 429", tc.what, tc.limit+1, resp.StatusCode)
@@ -480,7 +441,7 @@ func TestStreamCap(t *testing.T) {
 			t.Errorf("429 error %q", msg)
 		}
 	}
-	if resp := openRawStream(t, td.base, cookieHdr(loginCookie(t, td.base, td.ViewerAccessToken()))); resp.StatusCode != http.StatusOK {
+	if resp := openRawStream(t.Context(), t, td.base, cookieHdr(loginCookie(t, td.base, td.ViewerAccessToken()))); resp.StatusCode != http.StatusOK {
 		t.Errorf("another session's stream: HTTP %d", resp.StatusCode)
 	}
 }

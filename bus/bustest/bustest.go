@@ -119,3 +119,28 @@ func SelfSigned(tb testing.TB) (certFile, keyFile string) {
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 	return certFile, keyFile
 }
+
+// CopyBusDir copies the bus directory from (logins, see bus.EnsureDir) into
+// dataDir/bus, where a dashboard on dataDir looks for it, before that
+// dashboard starts: every dashboard of a cluster must share the first one's
+// logins.
+func CopyBusDir(tb testing.TB, from, dataDir string) {
+	tb.Helper()
+	to := filepath.Join(dataDir, "bus")
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(to, e.Name()), b, 0o600)
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/lifeline-dev/lifeline/bus/bustest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -74,7 +75,7 @@ func clusterStartDashWith(t *testing.T, logins, name, httpAddr, natsAddr string,
 	t.Helper()
 	d := &clusterDash{t: t, name: name, dir: t.TempDir(), natsURL: "nats://" + natsAddr}
 	if logins != "" {
-		clusterCopyBus(t, logins, d.dir)
+		bustest.CopyBusDir(t, logins, filepath.Join(d.dir, "data"))
 	}
 	all := append([]string{"dashboard", "--http", httpAddr, "--nats-listen", natsAddr, "--data", "data"}, args...)
 	d.proc = e2eStart(t, name, d.dir, e2eEnv(), all...)
@@ -182,29 +183,6 @@ func clusterBusDir(t *testing.T) string {
 	return dir
 }
 
-// clusterCopyBus copies bus directory logins to dir/data/bus, where a
-// dashboard, agent or CLI started in dir finds it.
-func clusterCopyBus(t *testing.T, logins, dir string) {
-	t.Helper()
-	to := filepath.Join(dir, "data", "bus")
-	if err := os.MkdirAll(to, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(logins)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(logins, e.Name()))
-		if err == nil {
-			err = os.WriteFile(filepath.Join(to, e.Name()), b, 0o600)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // clusterRunning is the condition "the bot runs under a connected agent".
 func clusterRunning(st bus.Status) bool {
 	return st.State == bus.StateRunning && st.PID > 0 && st.Agent.Connected
@@ -236,7 +214,7 @@ func TestE2EClusterFailoverRestartAndLateDashboard(t *testing.T) {
 		urls = append(urls, d.natsURL)
 	}
 	agentDir := t.TempDir()
-	clusterCopyBus(t, logins, agentDir) // the agent's host gets the logins too
+	bustest.CopyBusDir(t, logins, filepath.Join(agentDir, "data")) // the agent's host gets the logins too
 	operatorSeed := bus.SeedFile(logins, bus.LoginOperator)
 	agent := clusterStartAgent(t, agentDir, strings.Join(urls, ","))
 

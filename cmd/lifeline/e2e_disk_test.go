@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/lifeline-dev/lifeline/bus/bustest"
 	"golang.org/x/sys/unix"
 )
 
@@ -170,13 +171,13 @@ func TestFaultDiskFull(t *testing.T) {
 	err := errors.New("LIFELINE_TEST_NO_MOUNT is set")
 	// The mount hides the dashboard's logins: keep a copy for the agent.
 	saved := t.TempDir()
-	clusterCopyBus(t, s.data("bus"), saved)
+	bustest.CopyBusDir(t, s.data("bus"), saved)
 	if os.Getenv("LIFELINE_TEST_NO_MOUNT") == "" {
 		err = syscall.Mount("tmpfs", s.data(), "tmpfs", 0, "size=64k")
 	}
 	if err == nil {
 		faultMountOver(t, s.data(), func() error { return nil })
-		clusterCopyBus(t, filepath.Join(saved, "data", "bus"), s.dir)
+		bustest.CopyBusDir(t, filepath.Join(saved, "bus"), s.data())
 		want = "no space left on device"
 		filler := s.data("filler")
 		fill = func() {

@@ -66,6 +66,15 @@ func faultNewStack(t *testing.T) *e2eStack {
 	return s
 }
 
+// faultNewRecorded is faultNewStack with the bot's events recorded from
+// the start, once the bot runs: the opening of most fault tests.
+func faultNewRecorded(t *testing.T) (*e2eStack, *faultEvents, bus.Status) {
+	t.Helper()
+	s := faultNewStack(t)
+	evs := faultRecordEvents(t, s, "bot")
+	return s, evs, s.running()
+}
+
 // faultEvents records every lifecycle event of one bot straight from the
 // bus, in order.
 type faultEvents struct {

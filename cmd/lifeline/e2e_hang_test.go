@@ -22,9 +22,7 @@ import (
 
 // SIGSTOP the bot: hung, killed, respawned; the stopped process really gone.
 func TestFaultSIGSTOP(t *testing.T) {
-	s := faultNewStack(t)
-	evs := faultRecordEvents(t, s, "bot")
-	first := s.running()
+	s, evs, first := faultNewRecorded(t)
 	syscall.Kill(first.PID, syscall.SIGSTOP)
 	e2eWait(t, 5*time.Second, "bot stopped", func() (bool, string) {
 		st := faultProcState(first.PID)

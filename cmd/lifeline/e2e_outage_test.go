@@ -63,9 +63,8 @@ func TestFaultKill9Dashboard(t *testing.T) {
 // kill -9 the agent: the bot is untouched; a new agent adopts the same
 // PID (three times over), and then supervises it fully.
 func TestFaultKill9Agent(t *testing.T) {
-	s := faultNewStack(t)
-	evs := faultRecordEvents(t, s, "bot")
-	pid := s.running().PID
+	s, evs, st := faultNewRecorded(t)
+	pid := st.PID
 	for round := 1; round <= 3; round++ {
 		s.agent.signal(syscall.SIGKILL)
 		s.agent.wait(10 * time.Second)

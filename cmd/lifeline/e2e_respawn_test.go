@@ -30,9 +30,7 @@ import (
 // kill -9 the bot twenty times in a row: each time exactly one new bot,
 // the restart counter exact, an event for each.
 func TestFaultKill9BotTwentyTimes(t *testing.T) {
-	s := faultNewStack(t)
-	evs := faultRecordEvents(t, s, "bot")
-	st := s.running()
+	s, evs, st := faultNewRecorded(t)
 	pids := []int{st.PID}
 	for i := 1; i <= 20; i++ {
 		old := pids[i-1]
