@@ -136,9 +136,17 @@ type Dashboard struct {
 	// the token does not end up in log collectors.
 	Out io.Writer
 
-	mu      sync.Mutex // guards opened, closed and the fields below it
+	// mu guards opened, closed and connErr, and Open's one-time writes of
+	// the block after them.
+	mu      sync.Mutex
 	opened  bool
 	closed  bool
+	connErr error // the last failure to reach ExternalNATS, if any
+
+	// Set once by Open, under mu, and immutable after Open. The exported
+	// accessors (Addr, AccessToken...) take mu, since they may be called
+	// while another goroutine opens; what runs only after Open (Run, the
+	// handlers, the watcher) reads them without it.
 	srv     *bus.Server
 	ln      net.Listener
 	app     *fiber.App
@@ -149,16 +157,16 @@ type Dashboard struct {
 	host    string // os.Hostname, for requested_by
 	addr    string // bound HTTP address
 	remote  string // public URL of Remote, "" without
-	connErr error  // the last failure to reach ExternalNATS, if any
 	natsURL string
 	admin   bus.User // the dashboard's own bus login when users are required
-
 	state   *state
 	limiter *limiter
 	auth    *webAuth // ended sessions, login links, stream counts
 
+	// Set once by Run before serving starts, without mu, and immutable
+	// after: only the handlers, which Run starts afterwards, read them.
 	// runCtx is cancelled when Run starts shutting down; handlers derive
-	// their bus request contexts from it. Set before serving starts.
+	// their bus request contexts from it.
 	runCtx context.Context
 	nc     *nats.Conn
 	watch  *watcher
