@@ -145,8 +145,8 @@ type Dashboard struct {
 
 	// Set once by Open, under mu, and immutable after Open. The exported
 	// accessors (Addr, AccessToken...) take mu, since they may be called
-	// while another goroutine opens; what runs only after Open (Run, the
-	// handlers, the watcher) reads them without it.
+	// while another goroutine opens; what runs only after Open (Run and the
+	// handlers) reads them without it.
 	srv     *bus.Server
 	ln      net.Listener
 	app     *fiber.App
@@ -544,11 +544,12 @@ func (d *Dashboard) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	w := newWatcher(d, nc, runCtx, &wg)
+	var rec *recorder // nil without history: records nothing
 	if !d.NoHistory {
 		// Before subscribing, so that no event goes unrecorded.
-		w.rec = newRecorder(d.log)
+		rec = newRecorder(d.log)
 	}
+	w := newWatcher(nc, d.state, d.log, rec, runCtx, &wg)
 	d.runCtx, d.nc, d.watch = runCtx, nc, w
 	if err := w.subscribe(); err != nil {
 		nc.Close()
@@ -567,7 +568,7 @@ func (d *Dashboard) Run(ctx context.Context) error {
 	})
 	wg.Go(w.poll)
 	if !d.NoHistory {
-		wg.Go(func() { d.keepHistory(runCtx, nc, w.rec) })
+		wg.Go(func() { d.keepHistory(runCtx, nc, rec) })
 	}
 
 	var runErr error

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -16,12 +17,16 @@ import (
 // watcher follows the bus: heartbeats and events arrive on NATS callbacks,
 // which only record them and hand any question for an agent to a goroutine
 // of its own, so a slow or absent agent never stalls message delivery.
+//
+// It gets what it uses, not the Dashboard: the bus client, the bots' state,
+// the logger and the history recorder, from Run.
 type watcher struct {
-	d   *Dashboard
-	nc  *nats.Conn
-	ctx context.Context // cancelled when the dashboard stops
-	wg  *sync.WaitGroup // Run's; every goroutine started here joins it
-	rec *recorder       // copies events into the history; nil without history
+	nc    *nats.Conn
+	state *state
+	log   *slog.Logger
+	ctx   context.Context // cancelled when the dashboard stops
+	wg    *sync.WaitGroup // Run's; every goroutine started here joins it
+	rec   *recorder       // copies events into the history; nil without history
 
 	mu       sync.Mutex
 	stopped  bool
@@ -29,9 +34,9 @@ type watcher struct {
 	again    map[string]bool // and another was wanted meanwhile
 }
 
-func newWatcher(d *Dashboard, nc *nats.Conn, ctx context.Context, wg *sync.WaitGroup) *watcher {
-	d.state.setLog(d.log)
-	return &watcher{d: d, nc: nc, ctx: ctx, wg: wg, inflight: make(map[string]bool), again: make(map[string]bool)}
+func newWatcher(nc *nats.Conn, st *state, log *slog.Logger, rec *recorder, ctx context.Context, wg *sync.WaitGroup) *watcher {
+	st.setLog(log)
+	return &watcher{nc: nc, state: st, log: log, rec: rec, ctx: ctx, wg: wg, inflight: make(map[string]bool), again: make(map[string]bool)}
 }
 
 func (w *watcher) subscribe() error {
@@ -53,11 +58,11 @@ func (w *watcher) onHeartbeat(msg *nats.Msg) {
 		err = fmt.Errorf("heartbeat for %q on subject %s", hb.Name, msg.Subject)
 	}
 	if err != nil {
-		w.d.state.badMessage()
-		w.d.log.Debug("ignored bad heartbeat", "subject", msg.Subject, "err", err)
+		w.state.badMessage()
+		w.log.Debug("ignored bad heartbeat", "subject", msg.Subject, "err", err)
 		return
 	}
-	if w.d.state.heartbeat(hb) {
+	if w.state.heartbeat(hb) {
 		w.refresh(hb.Name) // a new bot: find out whether an agent supervises it
 	}
 }
@@ -68,11 +73,11 @@ func (w *watcher) onEvent(msg *nats.Msg) {
 		err = fmt.Errorf("event for %q on subject %s", e.Name, msg.Subject)
 	}
 	if err != nil {
-		w.d.state.badMessage()
-		w.d.log.Debug("ignored bad event", "subject", msg.Subject, "err", err)
+		w.state.badMessage()
+		w.log.Debug("ignored bad event", "subject", msg.Subject, "err", err)
 		return
 	}
-	w.d.state.event(e)
+	w.state.event(e)
 	w.rec.record(e.Name, msg.Data)
 	w.refresh(e.Name) // the event changed the bot's state: ask at once
 }
@@ -119,13 +124,13 @@ func (w *watcher) ask(name string) bool {
 	}
 	if err != nil {
 		if !errors.Is(err, bus.ErrNoAgent) {
-			w.d.log.Debug("status request failed", "bot", name, "err", err)
+			w.log.Debug("status request failed", "bot", name, "err", err)
 		}
-		w.d.state.agentAnswer(name, nil)
+		w.state.agentAnswer(name, nil)
 		return false
 	}
-	if w.d.state.agentAnswer(name, &st) {
-		w.d.log.Info("found agent", "bot", name)
+	if w.state.agentAnswer(name, &st) {
+		w.log.Info("found agent", "bot", name)
 	}
 	return true
 }
@@ -137,10 +142,10 @@ func (w *watcher) poll() {
 	defer t.Stop()
 	for {
 		w.discover()
-		for _, name := range w.d.state.supervised() {
+		for _, name := range w.state.supervised() {
 			w.refresh(name)
 		}
-		w.d.state.tick()
+		w.state.tick()
 		select {
 		case <-w.ctx.Done():
 			return
@@ -185,15 +190,15 @@ func (w *watcher) discover() {
 			continue
 		}
 		name := info.Metadata["name"]
-		if bus.ValidName(name) != nil || asked[name] || w.d.state.hasAgent(name) {
+		if bus.ValidName(name) != nil || asked[name] || w.state.hasAgent(name) {
 			continue
 		}
 		if len(asked) == discoverMax {
-			w.d.log.Debug("more agents discovered than asked about in one round; the rest wait for the next", "asked", discoverMax)
+			w.log.Debug("more agents discovered than asked about in one round; the rest wait for the next", "asked", discoverMax)
 			return
 		}
 		asked[name] = true
-		w.d.log.Debug("discovered agent; asking it", "bot", name, "service_id", info.ID)
+		w.log.Debug("discovered agent; asking it", "bot", name, "service_id", info.ID)
 		w.refresh(name) // listed once the agent answers
 	}
 }
