@@ -99,7 +99,9 @@ func (d *Demo) list() error {
 		return errors.New("demo needs an inbox and an outbox directory")
 	}
 	for _, dir := range []string{d.Inbox, d.Outbox} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		// Private like the rest of data/: items and results may hold
+		// whatever the bot works on.
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("create directory: %w", err)
 		}
 	}
@@ -223,7 +225,7 @@ func postedSHA(path string) (string, error) {
 func writeAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	tmp := filepath.Join(dir, "."+filepath.Base(path)+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("write result: %w", err)
 	}

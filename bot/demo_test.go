@@ -111,6 +111,11 @@ func TestDemoProcessesItems(t *testing.T) {
 	if got, want := names(t, d.Outbox), []string{"a.txt.json", "b.txt.json", "zzz-last.csv.json"}; !slices.Equal(got, want) {
 		t.Errorf("outbox holds %v, want %v", got, want)
 	}
+	if fi, err := os.Stat(filepath.Join(d.Outbox, "a.txt.json")); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("result mode %v, want 0600: results are the user's alone", fi.Mode().Perm())
+	}
 	r := readResult(t, filepath.Join(d.Outbox, "a.txt.json"))
 	want := Result{Item: "a.txt", Bytes: int64(len(content)), Lines: 3, Words: 7, SHA256: sha(content), PID: os.Getpid()}
 	got := r
@@ -139,6 +144,8 @@ func TestDemoCreatesDirectories(t *testing.T) {
 	for _, p := range []string{d.Inbox, d.Outbox} {
 		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
 			t.Errorf("%s not created: %v", p, err)
+		} else if fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s has mode %v, want 0700: items are the user's alone", p, fi.Mode().Perm())
 		}
 	}
 }
