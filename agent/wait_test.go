@@ -99,17 +99,7 @@ func TestLookGivesUpOnAPIDFileNeverWritten(t *testing.T) {
 
 func TestExitWaitsForThePIDFileUnlockedOnTheWaitTimer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := newWaitSupervisor(t)
-		pf := lockUnwritten(t, s)
-		if err := pf.WritePID(os.Getpid()); err != nil {
-			t.Fatal(err)
-		}
-		// The exited bot, as its group's lock still names it.
-		p := &proc{pid: os.Getpid(), pgid: os.Getpid(), startedAt: time.Now()}
-		s.p, s.state, s.want = p, bus.StateRunning, false
-		start := time.Now()
-		s.unlockExit, s.unlockBy = exitInfo{p: p}, time.Now().Add(unlockWait)
-		s.checkUnlocked()
+		s, pf, start := exitWithLockHeld(t)
 		if s.waiting != waitUnlocked || s.lastExit != nil {
 			t.Fatalf("exit went on while the lock was held: waiting %d", s.waiting)
 		}
@@ -129,19 +119,28 @@ func TestExitWaitsForThePIDFileUnlockedOnTheWaitTimer(t *testing.T) {
 
 func TestExitGoesOnAfterASecondOfLockHeld(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := newWaitSupervisor(t)
-		pf := lockUnwritten(t, s)
-		if err := pf.WritePID(os.Getpid()); err != nil {
-			t.Fatal(err)
-		}
-		p := &proc{pid: os.Getpid(), pgid: os.Getpid(), startedAt: time.Now()}
-		s.p, s.state, s.want = p, bus.StateRunning, false
-		start := time.Now()
-		s.unlockExit, s.unlockBy = exitInfo{p: p}, time.Now().Add(unlockWait)
-		s.checkUnlocked()
+		s, _, start := exitWithLockHeld(t)
 		runWaits(s, func(int) {})
 		if d := time.Since(start); s.lastExit == nil || d < unlockWait || d > unlockWait+unlockPoll {
 			t.Fatalf("exit handled %v after %s, want after %s", s.lastExit != nil, d, unlockWait)
 		}
 	})
+}
+
+// exitWithLockHeld is a supervisor whose bot has exited while the bot's
+// locked PID file (returned) still names it, with the wait for the lock's
+// release begun at the returned time.
+func exitWithLockHeld(t *testing.T) (*supervisor, *pidfile.File, time.Time) {
+	t.Helper()
+	s := newWaitSupervisor(t)
+	pf := lockUnwritten(t, s)
+	if err := pf.WritePID(os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{pid: os.Getpid(), pgid: os.Getpid(), startedAt: time.Now()}
+	s.p, s.state, s.want = p, bus.StateRunning, false
+	start := time.Now()
+	s.unlockExit, s.unlockBy = exitInfo{p: p}, time.Now().Add(unlockWait)
+	s.checkUnlocked()
+	return s, pf, start
 }

@@ -29,7 +29,7 @@ func main() {
 		alive := filepath.Join(*dir, fmt.Sprintf("alive-%d", pid))
 		for n := 1; ; n++ {
 			// A rename, so that a reader never sees the file half written.
-			os.WriteFile(alive+".tmp", []byte(strconv.Itoa(n)), 0o644)
+			os.WriteFile(alive+".tmp", []byte(strconv.Itoa(n)), 0o600)
 			os.Rename(alive+".tmp", alive)
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -60,7 +60,7 @@ type stuck struct {
 func (s *stuck) Step(context.Context) (bool, error) {
 	s.n++
 	if s.n > s.after {
-		os.WriteFile(s.marker, nil, 0o644)
+		os.WriteFile(s.marker, nil, 0o600)
 		<-make(chan struct{})
 	}
 	return false, nil
