@@ -51,6 +51,7 @@ var commands = []struct{ name, summary string }{
 	{"agent", agentSummary},
 	{"bot", botSummary},
 	{"status", statusSummary},
+	{"ls", lsSummary},
 	{"restart", restartSummary},
 	{"stop", stopSummary},
 	{"start", startSummary},
@@ -70,6 +71,8 @@ func newCommand(name string, e *env) command {
 		return &BotCommand{env: e}
 	case "status":
 		return &StatusCommand{clientFlags: clientFlags{env: e}}
+	case "ls":
+		return &LsCommand{env: e}
 	case "restart":
 		return &RestartCommand{controlCommand{clientFlags: clientFlags{env: e}}}
 	case "stop":

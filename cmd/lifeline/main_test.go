@@ -215,6 +215,8 @@ func flagSetOf(t *testing.T, name string) *flag.FlagSet {
 		return new(BotCommand).flagSet()
 	case "status":
 		return new(StatusCommand).flagSet()
+	case "ls":
+		return new(LsCommand).flagSet()
 	case "restart", "stop", "start":
 		return new(controlCommand).flagSet(name)
 	case "version":
