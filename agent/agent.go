@@ -2,17 +2,16 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
-	"github.com/lifeline-dev/lifeline/internal/pidfile"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
@@ -41,6 +40,12 @@ type Agent struct {
 	PIDFile  string
 	LogFile  string // the bot's stdout and stderr; empty discards them
 
+	// Dir is the bot's working directory; empty: the agent's.
+	Dir string
+	// Env is added to the environment the bot inherits ("KEY=value"); the
+	// agent's own LIFELINE_* variables still win.
+	Env []string
+
 	// Command runs the bot; when empty the agent runs Self's `bot`
 	// sub-command, the built-in demo bot.
 	Command []string
@@ -62,7 +67,8 @@ type Agent struct {
 
 	// OnStarted, when set, is called once Run has passed its checks and is
 	// about to supervise: the moment for process-wide tidying that a library
-	// must not do on its own (cmd/lifeline releases its startup pages).
+	// must not do on its own (cmd/lifeline releases its startup pages). A
+	// Fleet calls its own OnStarted instead.
 	OnStarted func()
 	// OnBotRunning, when set, is called each time a started, restarted or
 	// respawned bot counts as running. It runs on the agent's one loop, so
@@ -77,69 +83,19 @@ func agentLockPath(pidPath string) string {
 }
 
 // Run supervises the bot until ctx is done. It returns nil on a clean stop.
+// It is a Fleet of one bot: the same checks, connection and loop.
 func (a *Agent) Run(ctx context.Context) error {
 	cfg := a.withDefaults()
-	if err := cfg.Validate(); err != nil {
-		return err
+	f := &Fleet{
+		NATSURL:   cfg.NATSURL,
+		NATSCA:    cfg.NATSCA,
+		Login:     cfg.Login,
+		ConnName:  "lifeline-agent " + cfg.Name,
+		Logger:    a.Logger,
+		Bots:      []Agent{*a},
+		OnStarted: a.OnStarted,
 	}
-	if err := cfg.lookCommand(); err != nil {
-		return err
-	}
-	lock, err := pidfile.Acquire(agentLockPath(cfg.PIDFile))
-	if le := (*pidfile.LockedError)(nil); errors.As(err, &le) {
-		return fmt.Errorf("%w %q on this host (agent pid %d)", ErrAnotherAgent, cfg.Name, le.PID)
-	}
-	if err != nil {
-		return fmt.Errorf("agent lock: %w", err)
-	}
-	defer lock.Remove()
-	if err := lock.WritePID(os.Getpid()); err != nil {
-		return fmt.Errorf("agent lock: %w", err)
-	}
-
-	s := newSupervisor(&cfg)
-	opts := []nats.Option{
-		nats.ConnectHandler(func(*nats.Conn) { s.notifyConn() }),
-		nats.ReconnectHandler(func(*nats.Conn) { s.notifyConn() }),
-		nats.DisconnectErrHandler(func(*nats.Conn, error) { s.notifyConn() }),
-	}
-	if cfg.NATSCA != "" {
-		opts = append(opts, nats.RootCAs(cfg.NATSCA))
-	}
-	lopts, err := cfg.Login.Options()
-	if err != nil {
-		return err
-	}
-	nc, err := bus.Connect(cfg.NATSURL, "lifeline-agent "+cfg.Name, true, append(opts, lopts...)...)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	s.nc = nc
-	if err := checkNoOtherAgent(nc, cfg.Name); err != nil {
-		return err
-	}
-	sub, err := nc.Subscribe(bus.HeartbeatSubject(cfg.Name), s.onHeartbeatMsg)
-	if err != nil {
-		return fmt.Errorf("subscribe to heartbeats: %w", err)
-	}
-	defer sub.Unsubscribe()
-	svc, err := s.serve(nc)
-	if err != nil {
-		return err
-	}
-	defer svc.Stop()
-	if err := checkNoRival(ctx, nc, svc, cfg.Name); err != nil {
-		return err
-	}
-	if cfg.OnStarted != nil {
-		cfg.OnStarted()
-	}
-	s.run(ctx)
-	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		cfg.Logger.Debug("drain bus connection", "err", err)
-	}
-	return nil
+	return f.Run(ctx)
 }
 
 // checkNoOtherAgent asks the bus whether an agent already answers for name.
@@ -166,52 +122,6 @@ const (
 	rivalSettle = 150 * time.Millisecond
 	rivalWindow = 150 * time.Millisecond
 )
-
-// checkNoRival catches the agent for the same bot that started at the same
-// moment as this one: both asked the bus (checkNoOtherAgent) before either
-// answered there. Once both are registered each sees the other, and the one
-// registered later (by its service's start time, then its service ID) gives
-// way, so exactly one of them goes on to supervise the bot.
-func checkNoRival(ctx context.Context, nc *nats.Conn, svc micro.Service, name string) error {
-	if !nc.IsConnected() {
-		return nil
-	}
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-time.After(rivalSettle):
-	}
-	subject, err := micro.ControlSubject(micro.StatsVerb, bus.AgentService, "")
-	if err != nil {
-		return nil
-	}
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil
-	}
-	defer sub.Unsubscribe()
-	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
-		return nil
-	}
-	me := svc.Stats()
-	ctx, cancel := context.WithTimeout(ctx, rivalWindow)
-	defer cancel()
-	for {
-		msg, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil
-		}
-		var st micro.Stats
-		if json.Unmarshal(msg.Data, &st) != nil || st.ID == me.ID || st.Metadata["name"] != name {
-			continue
-		}
-		if st.Started.Before(me.Started) || st.Started.Equal(me.Started) && st.ID < me.ID {
-			return fmt.Errorf("%w %q: agent pid %s on %s started just before this one",
-				ErrAnotherAgent, name, st.Metadata["pid"], st.Metadata["host"])
-		}
-	}
-}
 
 // request is a restart, stop, start or status request waiting for the loop.
 type request struct {
@@ -329,8 +239,12 @@ type supervisor struct {
 	op             *operation
 	queue          []*request
 	exiting        bool
-	exitBy         time.Time
-	finished       bool
+	// stopBot makes this exit stop the bot as StopBotOnExit would: the bot
+	// was removed from a Fleet, or changed and so restarted. Set before the
+	// loop's context ends, read by the loop when it does.
+	stopBot  atomic.Bool
+	exitBy   time.Time
+	finished bool
 
 	hangT, backoffT, escalateT *time.Timer
 
@@ -510,7 +424,7 @@ func (s *supervisor) beginExit() {
 	if s.op != nil {
 		s.finishOp(bus.Reply{Error: "agent is shutting down"})
 	}
-	if !s.cfg.StopBotOnExit || s.p == nil {
+	if !(s.cfg.StopBotOnExit || s.stopBot.Load()) || s.p == nil {
 		if s.p != nil {
 			s.log.Info("agent exiting; bot keeps running", "pid", s.p.pid)
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
@@ -131,7 +132,11 @@ func (a *Agent) lookCommand() error {
 	if cmd[0] == "" {
 		return errors.New("no bot command: set Command or Self")
 	}
-	if _, err := exec.LookPath(cmd[0]); err != nil {
+	prog := cmd[0]
+	if a.Dir != "" && !filepath.IsAbs(prog) && strings.ContainsRune(prog, filepath.Separator) {
+		prog = filepath.Join(a.Dir, prog) // where exec will look for it
+	}
+	if _, err := exec.LookPath(prog); err != nil {
 		return fmt.Errorf("bot command %q: %w", cmd[0], err)
 	}
 	return nil

@@ -75,7 +75,8 @@ func (s *supervisor) spawn() (*proc, error) {
 	}
 	argv := s.cfg.command()
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(),
+	cmd.Dir = s.cfg.Dir
+	cmd.Env = append(append(os.Environ(), s.cfg.Env...),
 		pidfile.EnvFD+"=3",
 		"NATS_URL="+s.cfg.NATSURL,
 		"LIFELINE_NATS_URL="+s.cfg.NATSURL, // beats a different one inherited from our environment
