@@ -59,6 +59,11 @@ var ErrNoCredentials = errors.New("the bus listens beyond loopback but has no us
 // take any server as a route.
 var ErrNoRouteCredentials = errors.New("the cluster listens beyond loopback but has no route credentials")
 
+// MaxAgentBots is how many replies one agent connection may send to one
+// request: one per bot it supervises, as each bot's service answers
+// discovery ($SRV.INFO) on its own.
+const MaxAgentBots = 10000
+
 // Permissions returns the NATS permissions of user u. Each role may
 // subscribe only to what its work needs, and replies reach only the inbox
 // of the login that asked.
@@ -73,16 +78,17 @@ func Permissions(u User) (*server.Permissions, error) {
 	if u.NKey != "" {
 		inbox = append(inbox, InboxPrefix(u.NKey)+".>")
 	}
-	allow := func(pub, sub []string) *server.Permissions {
+	allowN := func(replies int, pub, sub []string) *server.Permissions {
 		return &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: pub},
 			Subscribe: &server.SubjectPermission{Allow: sub},
-			// A responder may answer a request it received, once, to the
-			// reply subject the requester chose: that is how micro
-			// endpoints, discovery and shutdown reply.
-			Response: &server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute},
+			// A responder may answer a request it received, once per
+			// service it runs, to the reply subject the requester chose:
+			// that is how micro endpoints, discovery and shutdown reply.
+			Response: &server.ResponsePermission{MaxMsgs: replies, Expires: time.Minute},
 		}
 	}
+	allow := func(pub, sub []string) *server.Permissions { return allowN(1, pub, sub) }
 	// Asking for discovery ($SRV.PING|INFO|STATS[.name[.id]]) is open to
 	// all; answering it is scoped per service below, so no login can pose
 	// as another role's service. Reading the JetStream API lets `nats
@@ -116,8 +122,10 @@ func Permissions(u User) (*server.Permissions, error) {
 		}
 		if u.Role == RoleAgent {
 			// An agent may also be its bot, so the demo bot it starts can
-			// share its login when the accounts have no bot login.
-			return allow(
+			// share its login when the accounts have no bot login. One
+			// agent process may supervise many bots (--config), each with
+			// its own service on the one connection: each answers discovery.
+			return allowN(MaxAgentBots,
 				cat(ask, []string{EventsSubject(bot), ShutdownSubject(bot), AgentSubject(bot, OpStatus), HeartbeatSubject(bot)}),
 				cat(inbox, answer(AgentService), answer(BotService),
 					[]string{"lifeline.agent." + bot + ".*", HeartbeatSubject(bot), ShutdownSubject(bot)}),

@@ -41,6 +41,11 @@ type AgentCommand struct {
 	BackoffReset     time.Duration
 	StopBotOnExit    bool
 	Command          []string // the bot's command line; empty for the demo bot
+
+	// Config names a TOML file of many bots, supervised by this one process;
+	// Check only validates it.
+	Config string
+	Check  bool
 }
 
 // flagSet defines the agent's flags on c's fields.
@@ -59,6 +64,8 @@ func (c *AgentCommand) flagSet() *flag.FlagSet {
 	fs.DurationVar(&c.BackoffMax, "backoff-max", agent.DefaultBackoffMax, "Longest wait between respawns of a crash-looping bot.")
 	fs.DurationVar(&c.BackoffReset, "backoff-reset", agent.DefaultBackoffReset, "A bot that ran this long is healthy again: the backoff starts over.")
 	fs.BoolVar(&c.StopBotOnExit, "stop-bot-on-exit", false, "Stop the bot when the agent stops (by default the bot outlives its agent).")
+	fs.StringVar(&c.Config, "config", "", "Supervise every bot of the TOML `FILE` in this one process; SIGHUP re-reads it. The bot flags above then come from the file.")
+	fs.BoolVar(&c.Check, "check", false, "With --config: only check the file, exit 0 when good, 2 (saying why) when bad.")
 	return fs
 }
 
@@ -85,7 +92,7 @@ directory, the agent logs in with ./data/bus/agent.nk by itself; elsewhere give
 it a copy of that file (--nats-nkey), or a password login in $NATS_URL
 (nats://USER:PASSWORD@host:port), never in argv: logs show it as xxxxx.`,
 		(&AgentCommand{}).flagSet(), "name", "nats-url", "nats-nkey", "nats-ca", "pid-file", "heartbeat-timeout", "start-timeout", "stop-timeout",
-		"log-file", "backoff-min", "backoff-max", "backoff-reset", "stop-bot-on-exit")
+		"log-file", "backoff-min", "backoff-max", "backoff-reset", "stop-bot-on-exit", "config", "check")
 }
 
 // ParseFlags fills c from args (flags, then the bot's command line) and the
@@ -98,6 +105,15 @@ func (c *AgentCommand) ParseFlags(args []string) error {
 	}
 	c.Command = command
 	c.NATSURL = bus.URLs(c.NATSURL)
+	if c.Config != "" {
+		if len(command) > 0 {
+			return usageErr("agent", errors.New("a command after -- goes in the --config file (command = [...])"))
+		}
+		return nil
+	}
+	if c.Check {
+		return usageErr("agent", errors.New("--check checks the file --config names; give one"))
+	}
 	return usageErr("agent", c.validate())
 }
 
@@ -156,6 +172,9 @@ func (c *AgentCommand) agent() *agent.Agent {
 func (c *AgentCommand) Run(ctx context.Context, args []string) error {
 	if err := c.ParseFlags(args); err != nil {
 		return err
+	}
+	if c.Config != "" {
+		return c.runFleet(ctx)
 	}
 	e := c.env
 	self, err := os.Executable()
