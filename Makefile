@@ -18,7 +18,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # the default build: it adds ~4 ms and ~90 page faults to every process start.
 TAGS    ?=
 
-.PHONY: build run test fuzz bench lint cross clean
+.PHONY: build run test fuzz bench bench-smoke bench-fleet lint cross clean
 
 # CGO_ENABLED=0: a static binary starts ~5 ms sooner (no dynamic loader, no
 # libc), and every `lifeline status` and every respawned bot pays the start.
@@ -61,10 +61,28 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
 
-# Real processes from the built binary, 30 rounds per figure: respawn after
-# SIGKILL, hang detection, restart, `lifeline status`, and memory.
+# Side by side (scripts/bench/): one tiny static bot supervised by lifeline,
+# supervisord and PM2 in one run, one table of medians with each figure's
+# ratio to the best peer. scripts/bench.sh installs a missing peer
+# (apt-get install supervisor as root; npm install pm2 into a temporary
+# directory with its own PM2_HOME) or skips it and says so. Then lifeline's
+# own details, 30 rounds per figure: respawn to the first heartbeat, hang
+# detection, restart, `lifeline status`, memory. BENCH_FLAGS go to the
+# harness, e.g. BENCH_FLAGS="-n 5 -bots 20".
+BENCH_FLAGS ?=
 bench:
+	./scripts/bench.sh $(BENCH_FLAGS)
 	$(GO) test -run '^$$' -bench E2E -benchtime=1x -timeout 10m ./cmd/lifeline
+
+# The same harness, short (n=2, 3 bots), installing nothing: CI runs it so
+# that it cannot rot. Peers not installed are skipped.
+bench-smoke:
+	./scripts/bench.sh --smoke $(BENCH_FLAGS)
+
+# Fleet figures, long: one agent with 100 bots, one dashboard following
+# 10,000 simulated bots, 1,000 live-stream clients (scripts/bench/fleet.go).
+bench-fleet:
+	./scripts/bench.sh --fleet $(BENCH_FLAGS)
 
 lint:
 	$(GO) vet ./...
