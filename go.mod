@@ -16,6 +16,7 @@ require (
 	go.uber.org/goleak v1.3.0
 	golang.ngrok.com/ngrok/v2 v2.4.0
 	golang.org/x/sys v0.50.0
+	gopkg.in/natefinch/lumberjack.v2 v2.2.1
 )
 
 require (
