@@ -276,7 +276,7 @@ func newSupervisor(cfg *Agent) *supervisor {
 		state: bus.StateStopped,
 		want:  true,
 		exits: make(chan exitInfo, 4),
-		beats: make(chan bus.Heartbeat, 256),
+		beats: make(chan bus.Heartbeat, 32),
 		conns: make(chan struct{}, 1),
 		reqs:  make(chan *request, 64),
 		acks:  make(chan shutdownAck, 4),

@@ -115,5 +115,7 @@
 // (waitKind): the loop polls on its wait timer and takes no other event
 // until the wait ends, so every event sees the state it saw when these waits
 // blocked. One call still blocks: the hang timer's bus round trip, for up to
-// 1 s. Heartbeats that arrive meanwhile queue in a buffer of 256.
+// 1 s. Heartbeats that arrive meanwhile queue in a buffer of 32 (3 s of them
+// at 10 Hz; more only repeat that the bot lives, and a fleet keeps one
+// buffer per bot).
 package agent

@@ -315,7 +315,11 @@ func (s *supervisor) exited(e exitInfo) {
 	if s.exiting {
 		exit.Reason = p.stopping.String()
 		s.state = bus.StateStopped
-		s.emit(bus.EventStopped, p.pid, "agent exiting", "")
+		why := "agent exiting"
+		if s.stopBot.Load() {
+			why = "reloaded: removed from the config, or its settings changed"
+		}
+		s.emit(bus.EventStopped, p.pid, why, "")
 		s.finished = true
 		return
 	}
