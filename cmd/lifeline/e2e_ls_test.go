@@ -164,3 +164,40 @@ func runBinary(t *testing.T, args ...string) binResult {
 	out, errOut, code := s.cli(args...)
 	return binResult{out, errOut, code}
 }
+
+// TestLsFleet: with 1,000 simulated bots (startFleetSim) beside a real one,
+// ls lists all 1,001, the ten hung ones first, then the one in backoff.
+func TestLsFleet(t *testing.T) {
+	s := e2eNewStack(t)
+	s.running()
+	startFleetSim(t, s)
+	var list []bus.Status
+	e2eWait(t, 30*time.Second, "ls to list 1,001 bots", func() (bool, string) {
+		var raw string
+		start := time.Now()
+		list, raw = lsJSON(t, s)
+		t.Logf("ls --json: %d bots in %s", len(list), time.Since(start).Round(time.Millisecond))
+		return len(list) == fleetSize+1, fmt.Sprintf("%d bots: %.300s", len(list), raw)
+	})
+	for i, st := range list[:12] {
+		want := bus.StateHung
+		switch {
+		case i == 10:
+			want = bus.StateBackoff
+		case i == 11:
+			want = bus.StateRunning
+		}
+		if st.State != want {
+			t.Errorf("entry %d: %s is %s, want %s", i, st.Name, st.State, want)
+		}
+	}
+	if list[10].Name != "bot-0500" || list[11].Name != "bot" || list[12].Name != "bot-0000" {
+		t.Errorf("order: %s, %s, %s; want bot-0500, bot, bot-0000", list[10].Name, list[11].Name, list[12].Name)
+	}
+	out, _, code := s.cli("ls")
+	if lines := strings.Count(out, "\n"); code != 0 || lines != fleetSize+2 {
+		t.Errorf("ls: exit %d, %d lines, want a header and %d bots", code, lines, fleetSize+1)
+	}
+	s.agent.signal(syscall.SIGTERM)
+	s.agent.wait(20 * time.Second)
+}

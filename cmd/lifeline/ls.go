@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,7 +35,7 @@ const (
 	// discovery, in any number.
 	lsMaxBots = 100_000
 	// lsParallel bounds the status requests in flight at once.
-	lsParallel = 64
+	lsParallel = 256
 )
 
 // LsCommand lists every bot the bus knows: `lifeline ls`.
@@ -204,40 +205,45 @@ func discoverAgents(ctx context.Context, nc *nats.Conn, window time.Duration) (m
 }
 
 // askAll asks the agent of every found bot for its status, lsParallel at a
-// time. A bot whose agent does not answer is listed as unknown with what
-// discovery said; a refusal by the bus ends the run, since no request of
-// this login can succeed.
+// time. The first request goes alone, through bus.AskStatus, which tells a
+// refusal by the bus at once: then no request of this login can succeed,
+// and the run ends. The others share one reply subscription, so a fleet
+// costs no subscription per bot. A bot whose agent does not answer is
+// listed as unknown with what discovery said.
 func askAll(ctx context.Context, nc *nats.Conn, found map[string]agentLead) ([]bus.Status, error) {
-	var (
-		mu      sync.Mutex
-		out     = make([]bus.Status, 0, len(found))
-		refused error
-		wg      sync.WaitGroup
-		slots   = make(chan struct{}, lsParallel)
-	)
-	for _, lead := range found {
+	leads := slices.SortedFunc(maps.Values(found), func(a, b agentLead) int { return strings.Compare(a.name, b.name) })
+	out := make([]bus.Status, len(leads))
+	unknown := func(l agentLead) bus.Status {
+		return bus.Status{Name: l.name, State: bus.StateUnknown, Host: l.host, Agent: bus.AgentInfo{PID: l.agentPID, Host: l.host}}
+	}
+	if len(leads) == 0 {
+		return nil, nil
+	}
+	st, err := bus.AskStatus(ctx, nc, leads[0].name)
+	if errors.As(err, new(*bus.RefusedError)) {
+		return nil, advise(err, "log in as an operator or a viewer (--nats-nkey FILE)")
+	}
+	if err != nil || st.Name != leads[0].name {
+		st = unknown(leads[0])
+	}
+	out[0] = st
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, lsParallel)
+	for i, lead := range leads[1:] {
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			st, err := bus.AskStatus(ctx, nc, lead.name)
-			var r *bus.RefusedError
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case errors.As(err, &r):
-				refused = err
-			case err != nil || st.Name != lead.name:
-				out = append(out, bus.Status{Name: lead.name, State: bus.StateUnknown, Host: lead.host,
-					Agent: bus.AgentInfo{PID: lead.agentPID, Host: lead.host}})
-			default:
-				out = append(out, st)
+			out[i+1] = unknown(lead)
+			msg, err := nc.RequestWithContext(ctx, bus.AgentSubject(lead.name, bus.OpStatus), bus.Encode(bus.Request{}))
+			if err != nil {
+				return
+			}
+			if st, err := bus.DecodeStatus(msg.Data); err == nil && st.Name == lead.name {
+				out[i+1] = st
 			}
 		})
 	}
 	wg.Wait()
-	if refused != nil {
-		return nil, advise(refused, "log in as an operator or a viewer (--nats-nkey FILE)")
-	}
 	return out, nil
 }
 

@@ -7,6 +7,10 @@
 
 (function () {
   const MAX_EVENTS = 100;
+  // The list shows this many bots at first and this many more per "Show
+  // more": a fleet of 10,000 stays one small table, problems on top, and
+  // the filter finds the rest.
+  const PAGE_ROWS = 200;
   const RETRY_MIN_MS = 1000;
   const RETRY_MAX_MS = 5000;
 
@@ -257,7 +261,7 @@
   }
 
   // applyRole hides the emergency card's controls from a viewer and says
-  // why; the table rows drop their buttons in renderTable.
+  // why; the table rows drop their buttons in renderRowActions.
   function applyRole() {
     const viewer = isViewer();
     document.body.classList.toggle("viewer", viewer);
@@ -272,9 +276,94 @@
 
   // ---- state ------------------------------------------------------------
 
+  // view is the bot list as shown: the filtered, sorted items, and what
+  // changed since the last frame. Status updates only mark what changed;
+  // the DOM work happens once per animation frame, and only a change of a
+  // bot's place (new bot, other state, other host) sorts the list again.
+  const view = {
+    filter: "",
+    group: false,
+    limit: PAGE_ROWS,
+    items: [], // entries, and {group} headers when grouped by host
+    matched: 0,
+    problems: 0,
+    shown: 0,
+    orderDirty: true,
+    dirtyRows: new Set(), // names whose row text may have changed
+    cardDirty: true,
+    frame: 0,
+    timer: 0,
+  };
+
+  // problemRank orders bots for someone looking for trouble, as `lifeline
+  // ls` does: hung, backoff, unknown, no agent or a problem, then starting,
+  // stopping, stopped, and running last. Ranks up to PROBLEM are problems.
+  const RANK = { hung: 0, backoff: 1, unknown: 2, starting: 4, stopping: 5, stopped: 6, running: 8 };
+  const PROBLEM = 3;
+  function problemRank(st) {
+    const r = RANK[st.state];
+    if (r === undefined || r < PROBLEM) return r === undefined ? RANK.unknown : r;
+    if (!st.agent || !st.agent.connected || st.problem) return PROBLEM;
+    return r;
+  }
+
   function setStatus(st) {
     page.seq++;
-    page.bots.set(st.name, { status: st, receivedAt: Date.now(), seq: page.seq });
+    const prev = page.bots.get(st.name);
+    const state = st.state || "unknown";
+    const entry = {
+      name: st.name,
+      status: st,
+      receivedAt: Date.now(),
+      seq: page.seq,
+      rank: problemRank(st),
+      host: st.host || "",
+      state: state,
+    };
+    entry.lname = st.name.toLowerCase();
+    entry.lhost = entry.host.toLowerCase();
+    entry.lstate = state + " " + stateLabel(state).toLowerCase() + (entry.rank <= PROBLEM ? " problem" : "");
+    entry.text = entry.lname + " " + entry.lhost + " " + entry.lstate;
+    page.bots.set(st.name, entry);
+    if (!prev || prev.rank !== entry.rank || prev.host !== entry.host || prev.state !== entry.state) {
+      view.orderDirty = true; // its place in the list, or whether it matches, may change
+    } else {
+      view.dirtyRows.add(st.name);
+    }
+    if (st.name === page.defaultBot) view.cardDirty = true;
+    schedule();
+  }
+
+  // schedule asks for one flush at the next animation frame. Browsers pause
+  // animation frames in hidden tabs, so a timer flushes too, less often.
+  function schedule() {
+    if (view.frame) return;
+    view.frame = requestAnimationFrame(flush);
+    view.timer = setTimeout(flush, 250);
+  }
+
+  function flush() {
+    if (view.frame) cancelAnimationFrame(view.frame);
+    if (view.timer) clearTimeout(view.timer);
+    view.frame = 0;
+    view.timer = 0;
+    if (view.orderDirty) {
+      view.orderDirty = false;
+      view.dirtyRows.clear();
+      rebuildView();
+      renderList();
+    } else if (view.dirtyRows.size > 0) {
+      for (const name of view.dirtyRows) {
+        const row = rows.get(name);
+        const entry = page.bots.get(name);
+        if (row && entry) updateRow(row, entry);
+      }
+      view.dirtyRows.clear();
+    }
+    if (view.cardDirty) {
+      view.cardDirty = false;
+      renderCard();
+    }
   }
 
   function eventKey(e) {
@@ -321,7 +410,10 @@
         if (!cur || cur.seq <= since) setStatus(st);
       }
       for (const [name, cur] of page.bots) {
-        if (!seen.has(name) && cur.seq <= since) page.bots.delete(name);
+        if (!seen.has(name) && cur.seq <= since) {
+          page.bots.delete(name);
+          view.orderDirty = true;
+        }
       }
     }
     if (events.status === 200 && Array.isArray(events.body.events)) {
@@ -356,7 +448,8 @@
   }
 
   const COLUMNS = ["Bot", "State", "PID", "Host", "Heartbeat", "Restarts", "CPU", "Memory", "Stats", ""];
-  const rows = new Map(); // name -> {tr, cells, badge, agentNote}
+  const rows = new Map(); // name -> {tr, cells, badge, agentNote}; only the bots shown
+  const groupRows = new Map(); // host -> {tr, cell}; only the groups shown
 
   function actionButton(name, op, label) {
     const b = document.createElement("button");
@@ -386,6 +479,7 @@
     for (const i of [2, 4, 5, 6, 7]) cells[i].className = "num";
     cells[8].className = "stats";
     cells[9].className = "row-actions";
+    setText(cells[0], name);
     return { tr: tr, cells: cells, badge: badge, agentNote: agentNote };
   }
 
@@ -399,41 +493,183 @@
     }
     if (!has) cell.append(actionButton(name, "restart", "Restart"), actionButton(name, "stop", "Stop"), actionButton(name, "start", "Start"));
     const busy = ["restart", "stop", "start"].some((op) => page.busy.has(name + "/" + op));
-    for (const b of cell.querySelectorAll("button")) b.disabled = busy;
+    for (const b of cell.querySelectorAll("button")) if (b.disabled !== busy) b.disabled = busy;
   }
 
-  function renderTable() {
+  // updateRow writes one bot's row; setText leaves unchanged cells alone.
+  function updateRow(row, entry) {
+    const st = entry.status;
+    const c = row.cells;
+    if (row.tr.dataset.state !== entry.state) row.tr.dataset.state = entry.state;
+    if (row.tr.dataset.host !== entry.host) row.tr.dataset.host = entry.host;
+    row.tr.classList.toggle("problem-row", entry.rank <= PROBLEM);
+    setBadge(row.badge, st.state);
+    setText(row.agentNote, st.agent && st.agent.connected ? "" : "no agent");
+    setText(c[2], st.pid ? String(st.pid) : "–");
+    setText(c[3], st.host || "–");
+    setText(c[4], formatAge(heartbeatAge(entry)));
+    setText(c[5], st.restarts !== undefined ? String(st.restarts) : "–");
+    setText(c[6], formatCPU(st));
+    setText(c[7], agentKnows(st) ? formatBytes(st.rss_bytes) : "–");
+    setText(c[8], formatStats(st.stats));
+    renderRowActions(entry.name, c[9]);
+  }
+
+  // parseFilter splits the filter box into terms that must all match: a
+  // plain word matches the name, host or state; name:, host: and state:
+  // match one field; is:problem matches the problems.
+  function parseFilter(text) {
+    return text.toLowerCase().split(/\s+/).filter(Boolean).map((t) => {
+      const m = /^(name|host|state|is):(.*)$/.exec(t);
+      return m ? { field: m[1], value: m[2] } : { field: "", value: t };
+    });
+  }
+
+  function matches(entry, terms) {
+    for (const t of terms) {
+      let hay;
+      switch (t.field) {
+        case "name": hay = entry.lname; break;
+        case "host": hay = entry.lhost; break;
+        case "state": hay = entry.lstate; break;
+        case "is": hay = entry.rank <= PROBLEM ? "problem" : ""; break;
+        default: hay = entry.text;
+      }
+      if (!hay.includes(t.value)) return false;
+    }
+    return true;
+  }
+
+  function byRankThenName(a, b) {
+    return a.rank - b.rank || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  }
+
+  // rebuildView filters and sorts every bot: problems first, then by name;
+  // grouped by host, the groups with the worst problems first.
+  function rebuildView() {
+    const terms = parseFilter(view.filter);
+    const list = [];
+    let problems = 0;
+    for (const e of page.bots.values()) {
+      if (e.rank <= PROBLEM) problems++;
+      if (terms.length === 0 || matches(e, terms)) list.push(e);
+    }
+    list.sort(byRankThenName);
+    view.matched = list.length;
+    view.problems = problems;
+    if (!view.group) {
+      view.items = list;
+      return;
+    }
+    const groups = new Map();
+    for (const e of list) {
+      let g = groups.get(e.host);
+      if (!g) {
+        g = { host: e.host, worst: e.rank, count: 0, problems: 0, items: [] };
+        groups.set(e.host, g);
+      }
+      g.count++;
+      if (e.rank <= PROBLEM) g.problems++;
+      g.items.push(e); // already in order
+    }
+    const sorted = Array.from(groups.values()).sort((a, b) =>
+      a.worst - b.worst || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
+    view.items = [];
+    for (const g of sorted) {
+      view.items.push({ group: g });
+      for (const e of g.items) view.items.push(e);
+    }
+  }
+
+  function groupRow(g) {
+    let r = groupRows.get(g.host);
+    if (!r) {
+      const tr = document.createElement("tr");
+      tr.className = "group-row";
+      tr.dataset.group = g.host;
+      const cell = document.createElement("th");
+      cell.scope = "rowgroup";
+      cell.colSpan = COLUMNS.length;
+      tr.appendChild(cell);
+      r = { tr: tr, cell: cell };
+      groupRows.set(g.host, r);
+    }
+    let text = (g.host || "no host") + " · " + g.count + (g.count === 1 ? " bot" : " bots");
+    if (g.problems) text += " · " + g.problems + (g.problems === 1 ? " problem" : " problems");
+    setText(r.cell, text);
+    r.tr.classList.toggle("problem-row", g.problems > 0);
+    return r.tr;
+  }
+
+  // renderList shows the first view.limit bots of the view, reusing the
+  // rows already in the table and moving only those out of place.
+  function renderList() {
     const tbody = $("bots-table").tBodies[0];
-    const names = Array.from(page.bots.keys()).sort();
+    const want = [];
+    let shown = 0;
+    for (const it of view.items) {
+      if (shown >= view.limit) break;
+      if (it.group) {
+        want.push(groupRow(it.group));
+        continue;
+      }
+      let row = rows.get(it.name);
+      if (!row) {
+        row = newRow(it.name);
+        rows.set(it.name, row);
+      }
+      updateRow(row, it);
+      want.push(row.tr);
+      shown++;
+    }
+    const keep = new Set(want);
     for (const [name, row] of rows) {
-      if (!page.bots.has(name)) {
+      if (!keep.has(row.tr)) {
         row.tr.remove();
         rows.delete(name);
       }
     }
-    names.forEach((name, i) => {
-      const entry = page.bots.get(name);
-      const st = entry.status;
-      let row = rows.get(name);
-      if (!row) {
-        row = newRow(name);
-        rows.set(name, row);
+    for (const [host, r] of groupRows) {
+      if (!keep.has(r.tr)) {
+        r.tr.remove();
+        groupRows.delete(host);
       }
-      if (tbody.rows[i] !== row.tr) tbody.insertBefore(row.tr, tbody.rows[i] || null);
-      const c = row.cells;
-      setText(c[0], name);
-      setBadge(row.badge, st.state);
-      setText(row.agentNote, st.agent && st.agent.connected ? "" : "no agent");
-      setText(c[2], st.pid ? String(st.pid) : "–");
-      setText(c[3], st.host || "–");
-      setText(c[4], formatAge(heartbeatAge(entry)));
-      setText(c[5], st.restarts !== undefined ? String(st.restarts) : "–");
-      setText(c[6], formatCPU(st));
-      setText(c[7], agentKnows(st) ? formatBytes(st.rss_bytes) : "–");
-      setText(c[8], formatStats(st.stats));
-      renderRowActions(name, c[9]);
+    }
+    want.forEach((tr, i) => {
+      if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null);
     });
-    $("bots-empty").hidden = names.length > 0;
+    view.shown = shown;
+    renderSummary();
+  }
+
+  function count(n, one, many) {
+    return n.toLocaleString("en-US") + " " + (n === 1 ? one : many);
+  }
+
+  function renderSummary() {
+    const total = page.bots.size;
+    let s = count(total, "bot", "bots") + " · " + count(view.problems, "problem", "problems");
+    if (view.filter.trim()) s += " · " + count(view.matched, "match", "matches");
+    if (view.shown < view.matched) s += " · showing the first " + view.shown.toLocaleString("en-US");
+    setText($("bots-summary"), s);
+    const more = $("bots-more");
+    const left = view.matched - view.shown;
+    more.hidden = left <= 0;
+    if (left > 0) setText(more, "Show " + Math.min(left, PAGE_ROWS).toLocaleString("en-US") + " more (" + left.toLocaleString("en-US") + " not shown)");
+    const empty = $("bots-empty");
+    empty.hidden = view.matched > 0;
+    setText(empty, total === 0 ? "No bots known yet." : "No bot matches the filter.");
+    $("bots-table").dataset.shown = String(view.shown);
+    $("bots-table").dataset.matched = String(view.matched);
+  }
+
+  // tickRows moves the heartbeat ages on in the rows shown; nothing else in
+  // a row changes with time alone.
+  function tickRows() {
+    for (const [name, row] of rows) {
+      const entry = page.bots.get(name);
+      if (entry) setText(row.cells[4], formatAge(heartbeatAge(entry)));
+    }
   }
 
   const eventItems = new Map(); // key -> li
@@ -495,9 +731,12 @@
     $("emergency").setAttribute("aria-busy", busy ? "true" : "false");
   }
 
+  // render redraws everything now: after a full read, and when a command's
+  // busy state or the login's role changed.
   function render() {
-    renderCard();
-    renderTable();
+    view.orderDirty = true;
+    view.cardDirty = true;
+    flush();
     renderButtons();
   }
 
@@ -606,7 +845,6 @@
       const cur = page.bots.get(name);
       if (r.status === 200 && r.body.name === name && (!cur || cur.seq <= since)) {
         setStatus(r.body);
-        render();
       }
     } catch (e) {
       /* the stream reports outages */
@@ -636,7 +874,19 @@
       }
       if (!st || !st.name) return;
       setStatus(st);
-      render();
+    });
+    // A batch of statuses in one message, for a dashboard that coalesces
+    // its updates: each is taken as if it came alone.
+    es.addEventListener("statuses", (ev) => {
+      if (page.source !== es) return;
+      let list;
+      try {
+        list = JSON.parse(ev.data);
+      } catch (e) {
+        return;
+      }
+      if (!Array.isArray(list)) return;
+      for (const st of list) if (st && st.name) setStatus(st);
     });
     es.addEventListener("event", (ev) => {
       if (page.source !== es) return;
@@ -700,6 +950,9 @@
     }
     applySession(r.body);
     showApp();
+    // The browser may have restored the filter box after a reload.
+    view.filter = $("bots-filter").value;
+    view.group = $("bots-group").checked;
     render();
     renderEvents();
     setLive("connecting");
@@ -721,9 +974,24 @@
     setInterval(() => {
       if (page.loggedIn) {
         renderCard();
-        renderTable();
+        tickRows();
       }
     }, 1000);
+    const filter = $("bots-filter");
+    const refilter = () => {
+      view.filter = filter.value;
+      view.group = $("bots-group").checked;
+      view.limit = PAGE_ROWS;
+      view.orderDirty = true;
+      schedule();
+    };
+    filter.addEventListener("input", refilter);
+    $("bots-group").addEventListener("change", refilter);
+    $("bots-more").addEventListener("click", () => {
+      view.limit += PAGE_ROWS;
+      view.orderDirty = true;
+      schedule();
+    });
     start();
   });
 })();
