@@ -173,27 +173,16 @@ type shutdownAck struct {
 	ok bool
 }
 
-func (s *supervisor) serve(nc *nats.Conn) (micro.Service, error) {
+// serve registers the bot's lifeline-agent service and its endpoints.
+func (s *supervisor) serve(r *responder) (*botService, error) {
 	host, _ := os.Hostname()
-	svc, err := micro.AddService(nc, micro.Config{
-		Name:        bus.AgentService,
-		Version:     bus.ServiceVersion(s.cfg.Version),
-		Description: "lifeline agent supervising bot " + s.cfg.Name,
-		Metadata:    map[string]string{"name": s.cfg.Name, "host": host, "pid": fmt.Sprint(os.Getpid())},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("register %s service: %w", bus.AgentService, err)
-	}
+	var eps []serviceEndpoint
 	for _, op := range []string{bus.OpStatus, bus.OpRestart, bus.OpStop, bus.OpStart} {
-		err := svc.AddEndpoint(op, micro.HandlerFunc(s.handler(op)),
-			micro.WithEndpointSubject(bus.AgentSubject(s.cfg.Name, op)),
-			micro.WithEndpointMetadata(map[string]string{"name": s.cfg.Name}))
-		if err != nil {
-			svc.Stop()
-			return nil, fmt.Errorf("register %s endpoint: %w", op, err)
-		}
+		eps = append(eps, serviceEndpoint{name: op, subject: bus.AgentSubject(s.cfg.Name, op),
+			metadata: map[string]string{"name": s.cfg.Name}, handler: s.handler(op)})
 	}
-	return svc, nil
+	return r.addService(bus.ServiceVersion(s.cfg.Version), "lifeline agent supervising bot "+s.cfg.Name,
+		map[string]string{"name": s.cfg.Name, "host": host, "pid": fmt.Sprint(os.Getpid())}, eps)
 }
 
 // handler decodes a request and hands it to the loop without waiting, so a
@@ -205,10 +194,13 @@ func (s *supervisor) handler(op string) func(micro.Request) {
 			respondErr(m, "400", err.Error())
 			return
 		}
+		// Never blocks: every bot of a fleet is served by one goroutine.
 		select {
-		case s.reqs <- &request{op: op, req: req, msg: m}:
 		case <-s.done:
 			respondErr(m, "503", "agent is shutting down")
+		case s.reqs <- &request{op: op, req: req, msg: m}:
+		default:
+			respondErr(m, "503", "agent is busy: too many requests waiting")
 		}
 	}
 }

@@ -48,8 +48,9 @@ type Fleet struct {
 	// about to supervise (see Agent.OnStarted).
 	OnStarted func()
 
-	mu      sync.Mutex // guards nc, members and ctx once Run has begun
+	mu      sync.Mutex // guards nc, resp, members and ctx once Run has begun
 	nc      *nats.Conn
+	resp    *responder
 	ctx     context.Context
 	members map[string]*member
 	// reload serialises Reload calls: each one sees the bots the last left.
@@ -62,7 +63,8 @@ type member struct {
 	lock   *pidfile.File
 	s      *supervisor
 	sub    *nats.Subscription
-	svc    micro.Service
+	svc    *botService
+	resp   *responder
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -194,8 +196,13 @@ func (f *Fleet) Run(ctx context.Context) error {
 	if err := checkNoOtherAgents(nc, bots); err != nil {
 		return err
 	}
+	resp, err := newResponder(nc, f.Logger)
+	if err != nil {
+		return err
+	}
+	defer resp.stop()
 	for _, m := range members {
-		if err := m.register(nc); err != nil {
+		if err := m.register(resp); err != nil {
 			return err
 		}
 	}
@@ -205,7 +212,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 	ok = true
 
 	f.mu.Lock()
-	f.nc, f.ctx = nc, ctx
+	f.nc, f.ctx, f.resp = nc, ctx, resp
 	f.members = make(map[string]*member, len(members))
 	for _, m := range members {
 		f.members[m.cfg.Name] = m
@@ -257,14 +264,15 @@ func (f *Fleet) notifyConn() {
 	}
 }
 
-// register subscribes to the bot's heartbeats and adds its micro service.
-func (m *member) register(nc *nats.Conn) error {
-	sub, err := nc.Subscribe(bus.HeartbeatSubject(m.cfg.Name), m.s.onHeartbeatMsg)
+// register subscribes to the bot's heartbeats and adds its service.
+func (m *member) register(r *responder) error {
+	m.resp = r
+	sub, err := r.subscribe(bus.HeartbeatSubject(m.cfg.Name), m.s.onHeartbeatMsg)
 	if err != nil {
 		return fmt.Errorf("subscribe to heartbeats: %w", err)
 	}
 	m.sub = sub
-	svc, err := m.s.serve(nc)
+	svc, err := m.s.serve(r)
 	if err != nil {
 		return err
 	}
@@ -300,7 +308,7 @@ func (m *member) release() {
 		m.svc = nil
 	}
 	if m.sub != nil {
-		_ = m.sub.Unsubscribe()
+		_ = m.resp.unsubscribe(m.sub)
 		m.sub = nil
 	}
 	if m.lock != nil {
@@ -323,7 +331,7 @@ func (f *Fleet) Reload(bots []Agent) error {
 		return err
 	}
 	f.mu.Lock()
-	nc, ctx, old := f.nc, f.ctx, maps(f.members)
+	nc, ctx, resp, old := f.nc, f.ctx, f.resp, maps(f.members)
 	f.mu.Unlock()
 	if nc == nil || ctx.Err() != nil {
 		return ErrNotRunning
@@ -402,7 +410,7 @@ func (f *Fleet) Reload(bots []Agent) error {
 		}
 		m.s = newSupervisor(&m.cfg)
 		m.s.nc = nc
-		if err := m.register(nc); err != nil {
+		if err := m.register(resp); err != nil {
 			m.release()
 			errs = append(errs, fmt.Errorf("bot %q: %w", m.cfg.Name, err))
 			continue
