@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/lifeline-dev/lifeline/dashboard/session"
 	"github.com/nats-io/nats.go"
 )
 
@@ -322,7 +323,7 @@ func TestBadHTTPInput(t *testing.T) {
 	spy := startSpy(t, connect(t, td), "bot") // its own login: a connection answers a request once
 	cookie, csrf := login(t, td)
 	token := td.AccessToken()
-	otherSession := SessionCookie + "=" + newSessionKeys("some-other-token-123456").newSession(time.Now())
+	otherSession := SessionCookie + "=" + session.NewKeys("some-other-token-123456").New(time.Now())
 	auths := map[string]map[string]string{
 		"bearer":                      bearer(token),
 		"cookie+csrf":                 {"Cookie": cookie, CSRFHeader: csrf},
@@ -340,7 +341,7 @@ func TestBadHTTPInput(t *testing.T) {
 		"cookie":                      {"Cookie": cookie},
 		"cookie+wrong csrf":           {"Cookie": cookie, CSRFHeader: csrf + "x"},
 		"cookie+empty csrf":           {"Cookie": cookie, CSRFHeader: " "},
-		"cookie+other session's csrf": {"Cookie": cookie, CSRFHeader: newSessionKeys(token).csrf("v1.1.x")},
+		"cookie+other session's csrf": {"Cookie": cookie, CSRFHeader: session.NewKeys(token).CSRF("v1.1.x")},
 		"cookie+csrf in query":        {"Cookie": cookie},
 		"cookie+token as csrf":        {"Cookie": cookie, CSRFHeader: token},
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/lifeline-dev/lifeline/dashboard/history"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -228,7 +229,7 @@ func TestForgedDiscoveryNotListed(t *testing.T) {
 }
 
 // TestHistoryKeepsEachBotsOwn: bot A floods events through the real path
-// (agent publish, dashboard records); the stream keeps at most historyPerBot
+// (agent publish, dashboard records); the stream keeps at most history.PerBot
 // of A's, and bot B's events are all still there.
 func TestHistoryKeepsEachBotsOwn(t *testing.T) {
 	td, agent, js := startReadingHistory(t)
@@ -238,7 +239,7 @@ func TestHistoryKeepsEachBotsOwn(t *testing.T) {
 	}
 	// Near the size limit each, so the flood weighs what it can.
 	pad := strings.Repeat("p", bus.MaxMessageBytes-400)
-	const flood = historyPerBot + 100
+	const flood = history.PerBot + 100
 	sent := 0
 	for sent < flood {
 		// In batches the recorder's queue holds.
@@ -252,11 +253,11 @@ func TestHistoryKeepsEachBotsOwn(t *testing.T) {
 		}
 		agent.Flush()
 		waitLong(t, "the batch stored", func() bool {
-			s, err := js.Stream(context.Background(), eventsStream)
+			s, err := js.Stream(context.Background(), history.StreamName)
 			return err == nil && s.CachedInfo().State.LastSeq >= uint64(3+sent)
 		})
 	}
-	s, err := js.Stream(context.Background(), eventsStream)
+	s, err := js.Stream(context.Background(), history.StreamName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,8 +266,8 @@ func TestHistoryKeepsEachBotsOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	subjects := info.State.Subjects
-	if subjects[bus.HistorySubject("a")] != historyPerBot || subjects[bus.HistorySubject("b")] != 3 {
-		t.Fatalf("stream holds %v, want %d of a's and b's 3", subjects, historyPerBot)
+	if subjects[bus.HistorySubject("a")] != history.PerBot || subjects[bus.HistorySubject("b")] != 3 {
+		t.Fatalf("stream holds %v, want %d of a's and b's 3", subjects, history.PerBot)
 	}
 	var got []string
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
@@ -332,7 +333,7 @@ func TestBigEventNeverStored(t *testing.T) {
 // holding an oversized event, is updated in place: its events stay, the
 // oversized one is not shown, and the limits apply from then on.
 func TestHistoryStreamGetsLimitsInPlace(t *testing.T) {
-	cfg := eventsStreamConfig(1)
+	cfg := history.StreamConfig(1)
 	cfg.MaxMsgsPerSubject, cfg.MaxMsgSize = 0, 0
 	base := time.Now().UTC()
 	big := bus.Encode(testEvent(base, 0, "oversized"))
@@ -347,11 +348,11 @@ func TestHistoryStreamGetsLimitsInPlace(t *testing.T) {
 		t.Fatal("the oversized event from the old stream is shown")
 	}
 	js := waitForStream(t, connectAs(t, td, bus.LoginOperator))
-	s, err := js.Stream(context.Background(), eventsStream)
+	s, err := js.Stream(context.Background(), history.StreamName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.CachedInfo().Config; got.MaxMsgsPerSubject != historyPerBot || got.MaxMsgSize != historyMaxMsg {
+	if got := s.CachedInfo().Config; got.MaxMsgsPerSubject != history.PerBot || got.MaxMsgSize != history.MaxMsgBytes {
 		t.Fatalf("stream limits: %d per subject, %d per message", got.MaxMsgsPerSubject, got.MaxMsgSize)
 	}
 	if n := s.CachedInfo().State.Msgs; n != 2 {

@@ -2,6 +2,13 @@
 // server), follows every bot's heartbeats and lifecycle events on it, asks
 // their agents for status, and serves the web page and the HTTP API through
 // which operators watch bots and restart, stop or start them.
+//
+// A Config holds every setting; Open validates it, settles the tokens,
+// starts the bus and binds the listeners, and returns a Dashboard, which
+// Run serves until its context ends. Inside, the watcher (watch.go) feeds
+// the bots' state (state.go), which the handlers (http.go) read. Browser
+// logins live in package session, the event history in package history,
+// and serving a tunnel beside the local listener in internal/joinlistener.
 package dashboard
 
 import (
@@ -10,7 +17,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -23,15 +29,10 @@ import (
 
 	"github.com/gofiber/fiber/v3"
 	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/lifeline-dev/lifeline/dashboard/history"
+	"github.com/lifeline-dev/lifeline/dashboard/internal/joinlistener"
+	"github.com/lifeline-dev/lifeline/dashboard/session"
 	"github.com/nats-io/nats.go"
-)
-
-// Defaults for the Dashboard fields left empty.
-const (
-	DefaultHTTPAddr   = "0.0.0.0:8000"
-	DefaultNATSListen = "127.0.0.1:4222"
-	DefaultDataDir    = "./data"
-	DefaultBotName    = "bot"
 )
 
 // TokenFile is the name, inside DataDir, of the file holding the generated
@@ -73,85 +74,17 @@ const (
 	maxBots = 1000
 )
 
-// Dashboard serves the web page and HTTP API and embeds the bus. Set the
-// exported fields, then call Open (optional) and Run.
+// Dashboard is an opened dashboard: its bus started, its HTTP listener
+// bound, its tokens settled. Open makes one from a Config; Run serves it.
 type Dashboard struct {
-	// HTTPAddr is host:port for the page and API; default DefaultHTTPAddr.
-	HTTPAddr string
-	// NATSListen is host:port of the embedded bus; default DefaultNATSListen.
-	NATSListen string
-	// DataDir holds the generated token file; default DefaultDataDir.
-	DataDir string
-	// Token is the access token; "" reads DataDir/dashboard.token or
-	// generates one there (mode 0600).
-	Token string
-	// ViewerToken is the read-only token (page and GETs, no commands); ""
-	// reads DataDir/dashboard.viewer.token or generates it (0600).
-	ViewerToken string
-	// DefaultBot is the bot the /api/bot/... routes and the page's emergency
-	// card act on; default DefaultBotName.
-	DefaultBot string
-	// Version is reported by /api/session.
-	Version string
-	// Logger receives operational logs; never the token. Default slog.Default().
-	Logger *slog.Logger
-	// ClusterListen (host:port), ClusterName and Routes join this
-	// dashboard's bus with other dashboards' into one NATS cluster.
-	ClusterListen string
-	ClusterName   string
-	Routes        []string
-	// Users may log in to the bus (see bus.ReadUsers). Without any, the
-	// dashboard creates, or reuses, the nkey logins of DataDir/bus (see
-	// bus.EnsureDir): the bus never takes an anonymous client.
-	Users []bus.User
-	// RouteSecret is the password the cluster's servers present to each
-	// other; default: DataDir/bus/route.secret when it exists. A cluster
-	// port beyond loopback refuses to start without one.
-	RouteSecret string
-	// NATSNkey is the nkey seed file the dashboard logs in to ExternalNATS
-	// with, when the URL carries no user.
-	NATSNkey string
-	// NoHistory turns off the JetStream stream of lifecycle events.
-	NoHistory bool
-	// ExternalNATS, a comma-separated URL list, makes the dashboard use an
-	// existing NATS deployment instead of embedding a server; NATSListen,
-	// the cluster fields and Users are then unused.
-	ExternalNATS string
-	// NATSCA is a PEM file of the CA that signed ExternalNATS's TLS
-	// certificate, for a deployment with a private CA. It is only for
-	// ExternalNATS: the dashboard's client of its embedded bus connects
-	// in-process, with no TLS to verify, so Open refuses it without.
-	NATSCA string
-	// TLSCert and TLSKey (PEM files) serve the page and API over HTTPS.
-	TLSCert, TLSKey string
-	// BusTLSCert and BusTLSKey (PEM files) make the embedded bus require TLS.
-	BusTLSCert, BusTLSKey string
-	// Remote, if set, is opened by Open after the HTTP listener and serves
-	// the same page and API (an ngrok tunnel, for remote access); its URL is
-	// printed with the local one, and it is closed when the dashboard stops.
-	Remote RemoteListener
-
-	// Out is where the page URL, login URL (with the token) and token file are
-	// printed for the operator; default os.Stdout. It is never the logger, so
-	// the token does not end up in log collectors.
-	Out io.Writer
-
-	// mu guards opened, closed and connErr, and Open's one-time writes of
-	// the block after them.
-	mu      sync.Mutex
-	opened  bool
-	closed  bool
-	connErr error // the last failure to reach ExternalNATS, if any
-
-	// Set once by Open, under mu, and immutable after Open. The exported
-	// accessors (Addr, AccessToken...) take mu, since they may be called
-	// while another goroutine opens; what runs only after Open (Run and the
-	// handlers) reads them without it.
+	// Set by Open and immutable after: Open returns only once they are
+	// set, so the accessors, Run and the handlers read them without a lock.
+	cfg     Config // with its defaults
 	srv     *bus.Server
 	ln      net.Listener
 	app     *fiber.App
 	token   string
-	keys    sessionKeys
+	keys    session.Keys
 	viewer  viewerAuth
 	log     *slog.Logger
 	host    string // os.Hostname, for requested_by
@@ -160,59 +93,51 @@ type Dashboard struct {
 	natsURL string
 	admin   bus.User // the dashboard's own bus login when users are required
 	state   *state
-	limiter *limiter
-	auth    *webAuth // ended sessions, login links, stream counts
+	limiter *session.Limiter
+	auth    sessionStore // ended sessions, login links, stream counts
 
-	// Set once by Run before serving starts, without mu, and immutable
-	// after: only the handlers, which Run starts afterwards, read them.
-	// runCtx is cancelled when Run starts shutting down; handlers derive
-	// their bus request contexts from it.
+	// Set once by Run before serving starts, and immutable after: only the
+	// handlers, which Run starts afterwards, read them. runCtx is cancelled
+	// when Run starts shutting down; handlers derive their bus request
+	// contexts from it.
 	runCtx context.Context
 	nc     *nats.Conn
 	watch  *watcher
+
+	// mu guards closed and connErr, which Run, Close and the bus client's
+	// callbacks change while others read them.
+	mu      sync.Mutex
+	closed  bool
+	connErr error // the last failure to reach ExternalNATS, if any
 }
 
-// Open creates the data directory, settles the token, starts the embedded
-// bus and binds the HTTP listener, then prints where to reach the dashboard.
-// Port conflicts fail here, and nothing stays started when Open fails.
-func (d *Dashboard) Open() error { return d.OpenContext(context.Background()) }
-
-// OpenContext is Open; ctx bounds opening Remote (a tunnel), which may wait
-// on the network.
-func (d *Dashboard) OpenContext(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.opened {
-		return errors.New("open dashboard: already opened")
+// Open validates cfg, creates the data directory, settles the tokens,
+// starts the embedded bus and binds the HTTP listener, then prints where to
+// reach the dashboard. ctx bounds opening cfg.Remote (a tunnel), which may
+// wait on the network. Port conflicts fail here, and nothing stays started
+// when Open fails. Call Run to serve, or Close to give it all back.
+func Open(ctx context.Context, cfg Config) (*Dashboard, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	d.defaults()
-	if err := bus.ValidName(d.DefaultBot); err != nil {
-		return fmt.Errorf("default bot: %w", err)
-	}
-	if d.NATSCA != "" {
-		if d.ExternalNATS == "" {
-			return ErrCAWithoutExternalNATS
-		}
-		if err := checkCAFile(d.NATSCA); err != nil {
-			return err
-		}
-	}
-	if err := ensureDataDir(d.DataDir); err != nil {
-		return err
+	cfg = cfg.withDefaults()
+	d := &Dashboard{cfg: cfg, log: cfg.Logger.With("component", "dashboard")}
+	if err := ensureDataDir(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	token, fromFile, err := d.settleToken()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	viewer, err := d.settleViewer(token)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	var srv *bus.Server
-	if d.ExternalNATS == "" {
+	if cfg.ExternalNATS == "" {
 		if srv, err = d.startBus(); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	ln, err := d.listen()
@@ -221,39 +146,38 @@ func (d *Dashboard) OpenContext(ctx context.Context) error {
 		if srv != nil {
 			srv.Close()
 		}
-		return err
+		return nil, err
 	}
 	addr := ln.Addr().String()
-	if d.Remote != nil {
+	if cfg.Remote != nil {
 		rln, u, err := d.openRemote(ctx)
 		if err != nil {
 			ln.Close()
 			if srv != nil {
 				srv.Close()
 			}
-			return fmt.Errorf("%w: %w", ErrRemote, err)
+			return nil, fmt.Errorf("%w: %w", ErrRemote, err)
 		}
 		d.remote = u
-		ln = joinListeners(ln, rln, d.log)
+		ln = joinlistener.Join(ln, rln, d.log)
 	}
 
 	d.srv, d.ln, d.token = srv, ln, token
-	d.keys = newSessionKeys(token)
+	d.keys = session.NewKeys(token)
 	d.viewer = viewer
 	d.addr = addr
 	if srv != nil {
-		d.natsURL = clientURL(srv.Addr(), d.BusTLSCert != "")
+		d.natsURL = clientURL(srv.Addr(), cfg.BusTLSCert != "")
 	} else {
-		d.natsURL = bus.Redact(d.ExternalNATS)
+		d.natsURL = bus.Redact(cfg.ExternalNATS)
 	}
 	d.host, _ = os.Hostname()
 	if d.host == "" {
 		d.host = "unknown-host"
 	}
-	d.state = newState(d.DefaultBot)
-	d.limiter = newLimiter()
+	d.state = newState(cfg.DefaultBot)
+	d.limiter = session.NewLimiter()
 	d.app = d.newApp()
-	d.opened = true
 
 	if d.remote != "" {
 		d.log.Info("dashboard listening", "http", d.addr, "remote", d.remote, "bus", d.natsURL)
@@ -261,57 +185,34 @@ func (d *Dashboard) OpenContext(ctx context.Context) error {
 		d.log.Info("dashboard listening", "http", d.addr, "bus", d.natsURL)
 	}
 	d.printBanner(fromFile)
-	return nil
-}
-
-func (d *Dashboard) defaults() {
-	if d.HTTPAddr == "" {
-		d.HTTPAddr = DefaultHTTPAddr
-	}
-	if d.NATSListen == "" {
-		d.NATSListen = DefaultNATSListen
-	}
-	if d.DataDir == "" {
-		d.DataDir = DefaultDataDir
-	}
-	if d.DefaultBot == "" {
-		d.DefaultBot = DefaultBotName
-	}
-	if d.Out == nil {
-		d.Out = os.Stdout
-	}
-	d.log = d.Logger
-	if d.log == nil {
-		d.log = slog.Default()
-	}
-	d.log = d.log.With("component", "dashboard")
+	return d, nil
 }
 
 // startBus starts the embedded bus server.
 func (d *Dashboard) startBus() (*bus.Server, error) {
 	host, _ := os.Hostname()
 	cfg := bus.ServerConfig{
-		Listen:        d.NATSListen,
-		Name:          serverName(host, d.ClusterListen, d.NATSListen),
-		ClusterListen: d.ClusterListen,
-		ClusterName:   d.ClusterName,
-		Routes:        d.Routes,
-		Users:         d.Users,
-		TLSCert:       d.BusTLSCert,
-		TLSKey:        d.BusTLSKey,
+		Listen:        d.cfg.NATSListen,
+		Name:          serverName(host, d.cfg.ClusterListen, d.cfg.NATSListen),
+		ClusterListen: d.cfg.ClusterListen,
+		ClusterName:   d.cfg.ClusterName,
+		Routes:        d.cfg.Routes,
+		Users:         d.cfg.Users,
+		TLSCert:       d.cfg.BusTLSCert,
+		TLSKey:        d.cfg.BusTLSKey,
 	}
-	if !d.NoHistory {
-		cfg.StoreDir = filepath.Join(d.DataDir, "jetstream")
+	if !d.cfg.NoHistory {
+		cfg.StoreDir = filepath.Join(d.cfg.DataDir, "jetstream")
 	}
-	busDir := filepath.Join(d.DataDir, "bus")
-	users := d.Users
+	busDir := filepath.Join(d.cfg.DataDir, "bus")
+	users := d.cfg.Users
 	if len(users) == 0 {
 		var err error
 		if users, err = bus.EnsureDir(busDir); err != nil {
 			return nil, fmt.Errorf("start bus: %w", err)
 		}
 	}
-	if cfg.RouteSecret = d.RouteSecret; cfg.RouteSecret == "" && d.ClusterListen != "" {
+	if cfg.RouteSecret = d.cfg.RouteSecret; cfg.RouteSecret == "" && d.cfg.ClusterListen != "" {
 		var err error
 		if cfg.RouteSecret, err = bus.RouteSecret(busDir); err != nil {
 			return nil, fmt.Errorf("start bus: %w", err)
@@ -326,7 +227,7 @@ func (d *Dashboard) startBus() (*bus.Server, error) {
 		if errors.Is(err, bus.ErrNoCredentials) || errors.Is(err, bus.ErrNoRouteCredentials) || errors.Is(err, bus.ErrClusterNeedsRoutes) {
 			return nil, fmt.Errorf("start bus: %w", err)
 		}
-		return nil, &ListenError{What: "bus", Addr: d.NATSListen, Err: err}
+		return nil, &ListenError{What: "bus", Addr: d.cfg.NATSListen, Err: err}
 	}
 	return srv, nil
 }
@@ -334,16 +235,16 @@ func (d *Dashboard) startBus() (*bus.Server, error) {
 // listen binds the HTTP listener, with TLS when a certificate is given.
 func (d *Dashboard) listen() (net.Listener, error) {
 	var cfg *tls.Config
-	if d.TLSCert != "" || d.TLSKey != "" {
-		cert, err := tls.LoadX509KeyPair(d.TLSCert, d.TLSKey)
+	if d.cfg.TLSCert != "" || d.cfg.TLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(d.cfg.TLSCert, d.cfg.TLSKey)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrHTTPSCert, err)
 		}
 		cfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	ln, err := net.Listen("tcp", d.HTTPAddr)
+	ln, err := net.Listen("tcp", d.cfg.HTTPAddr)
 	if err != nil {
-		return nil, &ListenError{What: "http", Addr: d.HTTPAddr, Err: err}
+		return nil, &ListenError{What: "http", Addr: d.cfg.HTTPAddr, Err: err}
 	}
 	if cfg != nil {
 		ln = tls.NewListener(ln, cfg)
@@ -365,8 +266,8 @@ func (d *Dashboard) connect() (*nats.Conn, error) {
 		}),
 	}
 	if d.srv == nil {
-		if d.NATSCA != "" {
-			opts = append(opts, nats.RootCAs(d.NATSCA))
+		if d.cfg.NATSCA != "" {
+			opts = append(opts, nats.RootCAs(d.cfg.NATSCA))
 		}
 		// The client keeps retrying an existing NATS it cannot reach; say
 		// why, once per cause, or the page would stay empty in silence.
@@ -383,12 +284,12 @@ func (d *Dashboard) connect() (*nats.Conn, error) {
 			}
 			if unknownCA(err) {
 				d.log.Error("cannot reach the bus: its TLS certificate is signed by an unknown CA; pass --nats-ca FILE with that CA",
-					"bus", bus.Redact(d.ExternalNATS), "err", err)
+					"bus", bus.Redact(d.cfg.ExternalNATS), "err", err)
 				return
 			}
-			d.log.Warn("cannot reach the bus; retrying", "bus", bus.Redact(d.ExternalNATS), "err", err)
+			d.log.Warn("cannot reach the bus; retrying", "bus", bus.Redact(d.cfg.ExternalNATS), "err", err)
 		}))
-		login, err := bus.ResolveLogin(d.ExternalNATS, d.NATSNkey, "")
+		login, err := bus.ResolveLogin(d.cfg.ExternalNATS, d.cfg.NATSNkey, "")
 		if err != nil {
 			return nil, err
 		}
@@ -396,7 +297,7 @@ func (d *Dashboard) connect() (*nats.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		nc, err := bus.Connect(d.ExternalNATS, "lifeline-dashboard", true, append(opts, lopts...)...)
+		nc, err := bus.Connect(d.cfg.ExternalNATS, "lifeline-dashboard", true, append(opts, lopts...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -428,7 +329,7 @@ func (d *Dashboard) busTrouble() error {
 	if err == nil {
 		return nil
 	}
-	return &UnreachableError{URL: bus.Redact(d.ExternalNATS), Err: err}
+	return &UnreachableError{URL: bus.Redact(d.cfg.ExternalNATS), Err: err}
 }
 
 // checkCAFile proves path holds at least one PEM certificate, so a wrong
@@ -467,42 +368,33 @@ func serverName(host string, listens ...string) string {
 	}, name)
 }
 
-// Addr returns the HTTP address actually bound, "" before Open.
+// Addr returns the HTTP address actually bound.
 func (d *Dashboard) Addr() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	return d.addr
 }
 
-// RemoteURL returns the public URL of Remote, "" before Open or without.
+// RemoteURL returns the public URL of Config.Remote, "" without.
 func (d *Dashboard) RemoteURL() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	return d.remote
 }
 
-// NATSURL returns the client URL of the embedded bus, "" before Open.
+// NATSURL returns the client URL of the bus (redacted for ExternalNATS).
 func (d *Dashboard) NATSURL() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	return d.natsURL
 }
 
-// AccessToken returns the token in force, "" before Open: the Token field, or
-// the one read from or written to the token file. (A method cannot share the
-// Token field's name.)
+// AccessToken returns the token in force: Config.Token, or the one read
+// from or written to the token file.
 func (d *Dashboard) AccessToken() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	return d.token
 }
 
 // Close releases what Open acquired when Run is not going to be called. It
-// is a no-op after Run has returned, and Run must not be called after Close.
+// is a no-op after Run has returned, and Run refuses to start after Close.
 func (d *Dashboard) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.opened || d.closed {
+	if d.closed {
 		return nil
 	}
 	d.closed = true
@@ -516,21 +408,15 @@ func (d *Dashboard) Close() error {
 	return nil
 }
 
-// Run opens the dashboard if Open was not called, then serves until ctx is
-// done. On the way out it ends live streams, shuts the HTTP server down,
+// Run serves until ctx is done. On the way out it ends live streams, shuts the HTTP server down,
 // drains its bus client and stops the embedded bus. It returns nil after a
 // clean stop.
 func (d *Dashboard) Run(ctx context.Context) error {
 	d.mu.Lock()
-	opened, closed := d.opened, d.closed
+	closed := d.closed
 	d.mu.Unlock()
 	if closed {
 		return errors.New("run dashboard: already closed")
-	}
-	if !opened {
-		if err := d.OpenContext(ctx); err != nil {
-			return err
-		}
 	}
 
 	nc, err := d.connect()
@@ -544,10 +430,12 @@ func (d *Dashboard) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	var rec *recorder // nil without history: records nothing
-	if !d.NoHistory {
+	var hist *history.History
+	var rec eventRecorder // nil without history: records nothing
+	if !d.cfg.NoHistory {
 		// Before subscribing, so that no event goes unrecorded.
-		rec = newRecorder(d.log)
+		hist = d.newHistory(nc)
+		rec = hist
 	}
 	w := newWatcher(nc, d.state, d.log, rec, runCtx, &wg)
 	d.runCtx, d.nc, d.watch = runCtx, nc, w
@@ -567,8 +455,8 @@ func (d *Dashboard) Run(ctx context.Context) error {
 		serveErr = d.app.Listener(d.ln, fiber.ListenConfig{DisableStartupMessage: true})
 	})
 	wg.Go(w.poll)
-	if !d.NoHistory {
-		wg.Go(func() { d.keepHistory(runCtx, nc, rec) })
+	if !d.cfg.NoHistory {
+		wg.Go(func() { hist.Run(runCtx) })
 	}
 
 	var runErr error
@@ -619,6 +507,16 @@ func (d *Dashboard) Run(ctx context.Context) error {
 	return runErr
 }
 
+// newHistory makes the event history on nc, merging what the stream holds
+// into the state.
+func (d *Dashboard) newHistory(nc *nats.Conn) *history.History {
+	cfg := history.Config{Log: d.log, Merge: d.state.history}
+	if d.srv != nil {
+		cfg.Cluster = d.srv // a nil *bus.Server would be a non-nil Cluster
+	}
+	return history.New(nc, cfg)
+}
+
 // printBanner tells the operator where the page is and how to log in. The
 // token goes to Out only, never to the logger.
 func (d *Dashboard) printBanner(fromFile bool) {
@@ -629,28 +527,28 @@ func (d *Dashboard) printBanner(fromFile bool) {
 		shown = "127.0.0.1"
 	}
 	scheme := "http://"
-	if d.TLSCert != "" {
+	if d.cfg.TLSCert != "" {
 		scheme = "https://"
 	}
 	base := scheme + net.JoinHostPort(shown, port)
-	fmt.Fprintf(d.Out, "lifeline dashboard\n")
-	fmt.Fprintf(d.Out, "  page:       %s/\n", base)
+	fmt.Fprintf(d.cfg.Out, "lifeline dashboard\n")
+	fmt.Fprintf(d.cfg.Out, "  page:       %s/\n", base)
 	if ip != nil && ip.IsUnspecified() {
-		fmt.Fprintf(d.Out, "              %s%s/ from other machines\n", scheme, net.JoinHostPort(d.host, port))
+		fmt.Fprintf(d.cfg.Out, "              %s%s/ from other machines\n", scheme, net.JoinHostPort(d.host, port))
 	}
-	fmt.Fprintf(d.Out, "  login:      %s  (works once, for 10 minutes)\n", d.loginURL(base))
+	fmt.Fprintf(d.cfg.Out, "  login:      %s  (works once, for 10 minutes)\n", d.loginURL(base))
 	if d.remote != "" {
 		remote := strings.TrimSuffix(d.remote, "/")
-		fmt.Fprintf(d.Out, "  remote:     %s/\n", remote)
-		fmt.Fprintf(d.Out, "              %s  (works once, for 10 minutes)\n", d.loginURL(remote))
+		fmt.Fprintf(d.cfg.Out, "  remote:     %s/\n", remote)
+		fmt.Fprintf(d.cfg.Out, "              %s  (works once, for 10 minutes)\n", d.loginURL(remote))
 	}
 	if fromFile {
-		fmt.Fprintf(d.Out, "  token file: %s\n", tokenPath(d.DataDir))
+		fmt.Fprintf(d.cfg.Out, "  token file: %s\n", tokenPath(d.cfg.DataDir))
 	} else {
-		fmt.Fprintf(d.Out, "  token:      given with --token\n")
+		fmt.Fprintf(d.cfg.Out, "  token:      given with --token\n")
 	}
-	fmt.Fprintf(d.Out, "  view only:  %s\n", d.viewer.where)
-	fmt.Fprintf(d.Out, "  bus:        %s\n", d.natsURL)
+	fmt.Fprintf(d.cfg.Out, "  view only:  %s\n", d.viewer.where)
+	fmt.Fprintf(d.cfg.Out, "  bus:        %s\n", d.natsURL)
 }
 
 // clientURL turns the bus listener address into a URL clients can dial:

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/lifeline-dev/lifeline/dashboard/session"
 	"go.uber.org/goleak"
 )
 
@@ -272,7 +273,7 @@ func apiRoutes() [][2]string {
 func TestAPIRequiresToken(t *testing.T) {
 	td := startDashboard(t)
 	agent := startFakeAgent(t, connect(t, td), "bot")
-	foreign := newSessionKeys("some-other-token-123456").newSession(time.Now())
+	foreign := session.NewKeys("some-other-token-123456").New(time.Now())
 	auths := map[string]map[string]string{
 		"none":          nil,
 		"wrong bearer":  bearer("wrong-token"),
@@ -512,22 +513,22 @@ func TestCookieLoginAndCSRF(t *testing.T) {
 		t.Fatalf("login: HTTP %d Location %q", r.code, r.header.Get("Location"))
 	}
 	resp := &http.Response{Header: r.header}
-	var session *http.Cookie
+	var sess *http.Cookie
 	for _, c := range resp.Cookies() {
 		if c.Name == SessionCookie {
-			session = c
+			sess = c
 		}
 	}
-	if session == nil {
+	if sess == nil {
 		t.Fatal("login set no session cookie")
 	}
-	if !session.HttpOnly || session.SameSite != http.SameSiteStrictMode || session.Path != "/" {
-		t.Errorf("cookie attributes: %+v", session)
+	if !sess.HttpOnly || sess.SameSite != http.SameSiteStrictMode || sess.Path != "/" {
+		t.Errorf("cookie attributes: %+v", sess)
 	}
-	if strings.Contains(session.Value, td.AccessToken()) {
+	if strings.Contains(sess.Value, td.AccessToken()) {
 		t.Errorf("cookie carries the raw token")
 	}
-	cookie := map[string]string{"Cookie": SessionCookie + "=" + session.Value}
+	cookie := map[string]string{"Cookie": SessionCookie + "=" + sess.Value}
 
 	r = call(t, http.MethodGet, td.base+"/api/session", cookie, nil)
 	if r.code != http.StatusOK {
@@ -543,7 +544,7 @@ func TestCookieLoginAndCSRF(t *testing.T) {
 	if r := call(t, http.MethodGet, td.base+"/api/bots", cookie, nil); r.code != http.StatusOK {
 		t.Errorf("GET with cookie: HTTP %d", r.code)
 	}
-	for name, csrf := range map[string]string{"missing": "", "wrong": "nope", "other session's": newSessionKeys(td.AccessToken()).csrf("v1.1.x")} {
+	for name, csrf := range map[string]string{"missing": "", "wrong": "nope", "other session's": session.NewKeys(td.AccessToken()).CSRF("v1.1.x")} {
 		hdr := map[string]string{"Cookie": cookie["Cookie"]}
 		if csrf != "" {
 			hdr[CSRFHeader] = csrf
@@ -600,16 +601,16 @@ func TestLoginForm(t *testing.T) {
 	if r.code != http.StatusSeeOther || r.header.Get("Location") != "/" {
 		t.Fatalf("login: HTTP %d Location %q", r.code, r.header.Get("Location"))
 	}
-	var session string
+	var sess string
 	for _, c := range (&http.Response{Header: r.header}).Cookies() {
 		if c.Name == SessionCookie {
-			session = c.Value
+			sess = c.Value
 		}
 	}
-	if session == "" {
+	if sess == "" {
 		t.Fatal("form login set no session cookie")
 	}
-	if r := call(t, http.MethodGet, td.base+"/api/session", map[string]string{"Cookie": SessionCookie + "=" + session}, nil); r.code != http.StatusOK {
+	if r := call(t, http.MethodGet, td.base+"/api/session", map[string]string{"Cookie": SessionCookie + "=" + sess}, nil); r.code != http.StatusOK {
 		t.Errorf("session after form login: HTTP %d", r.code)
 	}
 
@@ -622,7 +623,7 @@ func TestLoginForm(t *testing.T) {
 func TestLoginLimiter(t *testing.T) {
 	td := startDashboard(t)
 	limited := false
-	for range freeFailures + 2 {
+	for range session.FreeFailures + 2 {
 		r := call(t, http.MethodGet, td.base+"/login?token=wrong", nil, nil)
 		if r.code == http.StatusTooManyRequests {
 			limited = true

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -40,11 +41,13 @@ func (b *syncBuffer) String() string {
 }
 
 // testDashboard is a dashboard on loopback with random ports, plus what the
-// test needs to look at.
+// test needs to look at. A test sets the Config, then calls Open (or Run,
+// which opens first); *Dashboard is nil until then.
 type testDashboard struct {
+	Config
 	*Dashboard
-	out  *syncBuffer // d.Out
-	logs *syncBuffer // d.Logger's output
+	out  *syncBuffer // Config.Out
+	logs *syncBuffer // Config.Logger's output
 	base string      // http://127.0.0.1:port
 }
 
@@ -53,7 +56,7 @@ type testDashboard struct {
 func newTestDashboard(t *testing.T) *testDashboard {
 	t.Helper()
 	out, logs := &syncBuffer{}, &syncBuffer{}
-	d := &Dashboard{
+	cfg := Config{
 		HTTPAddr:   "127.0.0.1:0",
 		NATSListen: "127.0.0.1:0",
 		DataDir:    t.TempDir(),
@@ -61,7 +64,50 @@ func newTestDashboard(t *testing.T) *testDashboard {
 		Logger:     slog.New(slog.NewTextHandler(io.MultiWriter(logs, t.Output()), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Out:        out,
 	}
-	return &testDashboard{Dashboard: d, out: out, logs: logs}
+	return &testDashboard{Config: cfg, out: out, logs: logs}
+}
+
+// Open opens td's Config.
+func (td *testDashboard) Open() error { return td.OpenContext(context.Background()) }
+
+// OpenContext opens td's Config with ctx.
+func (td *testDashboard) OpenContext(ctx context.Context) error {
+	if td.Dashboard != nil {
+		return errors.New("open dashboard: already opened")
+	}
+	d, err := Open(ctx, td.Config)
+	if err != nil {
+		return err
+	}
+	td.Dashboard = d
+	return nil
+}
+
+// Run opens td unless a test did, then runs it.
+func (td *testDashboard) Run(ctx context.Context) error {
+	if td.Dashboard == nil {
+		if err := td.OpenContext(ctx); err != nil {
+			return err
+		}
+	}
+	return td.Dashboard.Run(ctx)
+}
+
+// Addr is the bound HTTP address, "" while td is not open: a failed Open
+// left nothing bound.
+func (td *testDashboard) Addr() string {
+	if td.Dashboard == nil {
+		return ""
+	}
+	return td.Dashboard.Addr()
+}
+
+// Close closes td if it was opened.
+func (td *testDashboard) Close() error {
+	if td.Dashboard == nil {
+		return nil
+	}
+	return td.Dashboard.Close()
 }
 
 // mustRun opens and runs td until the test ends, waits until it serves,

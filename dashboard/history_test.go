@@ -15,6 +15,7 @@ import (
 
 	"github.com/lifeline-dev/lifeline/bus"
 	"github.com/lifeline-dev/lifeline/bus/bustest"
+	"github.com/lifeline-dev/lifeline/dashboard/history"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -130,7 +131,7 @@ func TestHistoryIsSharedAcrossAClusterAndReplicated(t *testing.T) {
 	js, _ := jetstream.New(connectAs(t, ds[0], bus.LoginOperator))
 	// A JetStream cluster takes a few seconds to elect its leaders.
 	waitLong(t, "events stream with 3 replicas", func() bool {
-		s, err := js.Stream(context.Background(), eventsStream)
+		s, err := js.Stream(context.Background(), history.StreamName)
 		return err == nil && s.CachedInfo().Config.Replicas == 3
 	})
 	publishEvent(t, nc, bus.Event{Time: time.Now().UTC(), Name: "bot", Type: bus.EventRestarted, PID: 7, Reason: "clustered-history", RequestedBy: "test"})
@@ -162,7 +163,7 @@ func reasons(evs []bus.Event) []string {
 func storedEvents(js jetstream.JetStream) ([]bus.Event, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, eventsStream)
+	s, err := js.Stream(ctx, history.StreamName)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +303,7 @@ func TestHistoryKeepsEventsPublishedWhileTheStreamLeaderIsDead(t *testing.T) {
 	base := time.Now().UTC()
 	want := []string{"before-the-stream"}
 	// The cluster is still forming: no stream can exist yet.
-	if _, err := js.Stream(context.Background(), eventsStream); err == nil {
+	if _, err := js.Stream(context.Background(), history.StreamName); err == nil {
 		t.Log("the stream already exists; the first event tests nothing special")
 	}
 	publishEvent(t, agent, testEvent(base, 0, want[0]))
@@ -318,7 +319,7 @@ func TestHistoryKeepsEventsPublishedWhileTheStreamLeaderIsDead(t *testing.T) {
 	waitLong(t, "events stream on 3 current servers, led by the victim", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		s, err := js.Stream(ctx, eventsStream)
+		s, err := js.Stream(ctx, history.StreamName)
 		if err != nil {
 			seen = err.Error()
 			return false
@@ -339,7 +340,7 @@ func TestHistoryKeepsEventsPublishedWhileTheStreamLeaderIsDead(t *testing.T) {
 		if info.Cluster.Leader == victim {
 			return true
 		}
-		msg, err := admin.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+eventsStream, []byte(`{"placement":{"preferred":"`+victim+`"}}`))
+		msg, err := admin.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+history.StreamName, []byte(`{"placement":{"preferred":"`+victim+`"}}`))
 		if err == nil {
 			seen += "; stepdown: " + string(msg.Data)
 		}
@@ -425,7 +426,7 @@ func waitForStream(t *testing.T, nc *nats.Conn) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	waitFor(t, "events stream", func() bool {
-		_, err := js.Stream(context.Background(), eventsStream)
+		_, err := js.Stream(context.Background(), history.StreamName)
 		return err == nil
 	})
 	return js
@@ -437,7 +438,7 @@ func waitForStream(t *testing.T, nc *nats.Conn) jetstream.JetStream {
 func TestHistoryRecordsEventsPublishedBeforeTheStreamExists(t *testing.T) {
 	td, agent, js := startWithHistory(t)
 	// As if the stream were not made yet (a cluster still forming).
-	if err := js.DeleteStream(context.Background(), eventsStream); err != nil {
+	if err := js.DeleteStream(context.Background(), history.StreamName); err != nil {
 		t.Fatal(err)
 	}
 	publishEvent(t, agent, testEvent(time.Now().UTC(), 0, "no-stream-yet"))
@@ -457,7 +458,7 @@ func TestHistoryRecordsEventsPublishedBeforeTheStreamExists(t *testing.T) {
 // dashboard captured the agents' subject; it is moved to the dashboards' own,
 // keeping its events, and new events are stored once, not twice.
 func TestHistoryMovesAnOldStreamToTheHistorySubjects(t *testing.T) {
-	cfg := eventsStreamConfig(1)
+	cfg := history.StreamConfig(1)
 	cfg.Subjects, cfg.Duplicates = []string{bus.EventsWildcard}, 0
 	base := time.Now().UTC()
 	dir := oldStream(t, cfg, bus.EventsSubject("bot"), bus.Encode(testEvent(base, 0, "old-dashboard")))
@@ -468,11 +469,11 @@ func TestHistoryMovesAnOldStreamToTheHistorySubjects(t *testing.T) {
 	waitFor(t, "the old event", func() bool { return hasEvent(t, td, "old-dashboard") })
 	agent := connect(t, td)
 	js, _ := jetstream.New(connectAs(t, td, bus.LoginOperator))
-	s, err := js.Stream(context.Background(), eventsStream)
+	s, err := js.Stream(context.Background(), history.StreamName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.CachedInfo().Config; !slices.Equal(got.Subjects, []string{bus.HistoryWildcard}) || got.Duplicates != historyDuplicates {
+	if got := s.CachedInfo().Config; !slices.Equal(got.Subjects, []string{bus.HistoryWildcard}) || got.Duplicates != history.StreamConfig(1).Duplicates {
 		t.Fatalf("stream subjects %v, duplicate window %v", got.Subjects, got.Duplicates)
 	}
 	publishEvent(t, agent, testEvent(base, 1, "new-dashboard"))

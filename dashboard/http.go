@@ -16,6 +16,8 @@ import (
 
 	"github.com/gofiber/fiber/v3"
 	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/lifeline-dev/lifeline/dashboard/internal/joinlistener"
+	"github.com/lifeline-dev/lifeline/dashboard/session"
 	"github.com/lifeline-dev/lifeline/web"
 )
 
@@ -44,24 +46,16 @@ func (k authKind) String() string {
 	return "none"
 }
 
-// role says what a request may do: an operator everything, a viewer (who
-// knows only the viewer token) read but never command.
-type role int
-
-const (
-	roleNone role = iota
-	roleOperator
-	roleViewer
-)
-
-func (r role) String() string {
-	switch r {
-	case roleOperator:
-		return "operator"
-	case roleViewer:
-		return "viewer"
-	}
-	return "none"
+// sessionStore is what the handlers ask of the state behind browser logins
+// that a signed cookie cannot carry (a *session.Store): sessions ended by
+// logout, one-time login links, and live-stream counts.
+type sessionStore interface {
+	Live(id string, issued int64) bool
+	Revoke(id string, issued int64, now time.Time)
+	NewLink(r session.Role, now time.Time) (code string, expires time.Time)
+	UseLink(code string, now time.Time) (session.Role, bool)
+	OpenStream(key string, limit int) bool
+	CloseStream(key string)
 }
 
 // errViewerWrite answers every write a viewer attempts.
@@ -110,10 +104,10 @@ func setSecurityHeaders(c fiber.Ctx, https bool) {
 }
 
 // newApp builds the Fiber app, and the login state it serves (see
-// webAuth). It deliberately has no request logger: login URLs carry a
+// session.Store). It deliberately has no request logger: login URLs carry a
 // token or a login code in their query string.
 func (d *Dashboard) newApp() *fiber.App {
-	d.auth = newWebAuth(d.DataDir, d.log, time.Now())
+	d.auth = session.NewStore(d.cfg.DataDir, d.log, time.Now())
 	app := fiber.New(fiber.Config{
 		// Values from Ctx outlive handlers here (bot names go to background
 		// status requests), so they must not alias fasthttp's reused buffers.
@@ -145,8 +139,8 @@ func (d *Dashboard) newApp() *fiber.App {
 
 	api := app.Group("/api", d.requireAuth)
 	api.Get("/session", d.handleSession)
-	api.Get("/bot/status", func(c fiber.Ctx) error { return d.handleStatus(c, d.DefaultBot) })
-	api.Post("/bot/restart", func(c fiber.Ctx) error { return d.handleCommand(c, d.DefaultBot, bus.OpRestart) })
+	api.Get("/bot/status", func(c fiber.Ctx) error { return d.handleStatus(c, d.cfg.DefaultBot) })
+	api.Post("/bot/restart", func(c fiber.Ctx) error { return d.handleCommand(c, d.cfg.DefaultBot, bus.OpRestart) })
 	api.Get("/bots", d.handleBots)
 	api.Get("/bots/:name", func(c fiber.Ctx) error { return d.handleStatus(c, c.Params("name")) })
 	api.Get("/bots/:name/events", func(c fiber.Ctx) error { return d.handleBotEvents(c, c.Params("name")) })
@@ -185,44 +179,44 @@ func (d *Dashboard) handleError(c fiber.Ctx, err error) error {
 // authenticate checks the Bearer header, then the session cookie, each
 // against the operator's keys and then the viewer's. A wrong Bearer token
 // fails even with a good cookie.
-func (d *Dashboard) authenticate(c fiber.Ctx) (authKind, role, string) {
+func (d *Dashboard) authenticate(c fiber.Ctx) (authKind, session.Role, string) {
 	if h := c.Get(fiber.HeaderAuthorization); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			return authNone, roleNone, ""
+			return authNone, session.RoleNone, ""
 		}
 		tok = strings.TrimSpace(tok)
 		switch {
-		case d.keys.tokenOK(tok):
-			return authBearer, roleOperator, ""
-		case d.viewer.keys.tokenOK(tok):
-			return authBearer, roleViewer, ""
+		case d.keys.TokenOK(tok):
+			return authBearer, session.RoleOperator, ""
+		case d.viewer.keys.TokenOK(tok):
+			return authBearer, session.RoleViewer, ""
 		}
-		return authNone, roleNone, ""
+		return authNone, session.RoleNone, ""
 	}
 	if v := c.Cookies(SessionCookie); v != "" {
 		if _, _, r, ok := d.liveSession(v, time.Now()); ok {
 			return authCookie, r, v
 		}
 	}
-	return authNone, roleNone, ""
+	return authNone, session.RoleNone, ""
 }
 
 // liveSession checks a session cookie value against the operator's keys,
 // then the viewer's, and against the sessions ended by logout.
-func (d *Dashboard) liveSession(v string, now time.Time) (keys sessionKeys, id string, r role, ok bool) {
+func (d *Dashboard) liveSession(v string, now time.Time) (keys session.Keys, id string, r session.Role, ok bool) {
 	for _, k := range []struct {
-		keys sessionKeys
-		role role
-	}{{d.keys, roleOperator}, {d.viewer.keys, roleViewer}} {
-		if id, issued, ok := k.keys.parseSession(v, now); ok {
-			if !d.auth.live(id, issued) {
-				return sessionKeys{}, "", roleNone, false
+		keys session.Keys
+		role session.Role
+	}{{d.keys, session.RoleOperator}, {d.viewer.keys, session.RoleViewer}} {
+		if id, issued, ok := k.keys.Parse(v, now); ok {
+			if !d.auth.Live(id, issued) {
+				return session.Keys{}, "", session.RoleNone, false
 			}
 			return k.keys, id, k.role, true
 		}
 	}
-	return sessionKeys{}, "", roleNone, false
+	return session.Keys{}, "", session.RoleNone, false
 }
 
 // requireAuth guards every /api/ route: nothing behind it runs without a
@@ -230,22 +224,22 @@ func (d *Dashboard) liveSession(v string, now time.Time) (keys sessionKeys, id s
 // need the CSRF token.
 func (d *Dashboard) requireAuth(c fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	kind, r, session := d.authenticate(c)
+	kind, r, sess := d.authenticate(c)
 	if kind == authNone {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="lifeline"`)
 		return fail(c, fiber.StatusUnauthorized, "missing or wrong token")
 	}
 	if !safeMethod(c.Method()) {
-		if r != roleOperator {
+		if r != session.RoleOperator {
 			return fail(c, fiber.StatusForbidden, errViewerWrite)
 		}
-		if kind == authCookie && !d.keys.csrfOK(session, c.Get(CSRFHeader)) {
+		if kind == authCookie && !d.keys.CSRFOK(sess, c.Get(CSRFHeader)) {
 			return fail(c, fiber.StatusForbidden, "missing or wrong CSRF token ("+CSRFHeader+" header); reload the page")
 		}
 	}
 	c.Locals(keyAuth, kind)
 	c.Locals(keyRole, r)
-	c.Locals(keySession, session)
+	c.Locals(keySession, sess)
 	return c.Next()
 }
 
@@ -269,19 +263,19 @@ type sessionInfo struct {
 
 func (d *Dashboard) handleSession(c fiber.Ctx) error {
 	kind, _ := c.Locals(keyAuth).(authKind)
-	r, _ := c.Locals(keyRole).(role)
-	session, _ := c.Locals(keySession).(string)
-	info := sessionInfo{OK: true, Auth: kind.String(), Role: r.String(), DefaultBot: d.DefaultBot, Version: d.Version, Host: d.host}
+	r, _ := c.Locals(keyRole).(session.Role)
+	sess, _ := c.Locals(keySession).(string)
+	info := sessionInfo{OK: true, Auth: kind.String(), Role: r.String(), DefaultBot: d.cfg.DefaultBot, Version: d.cfg.Version, Host: d.host}
 	// A viewer gets no CSRF token: it has no write to protect.
-	if kind == authCookie && r == roleOperator {
-		info.CSRFToken = d.keys.csrf(session)
+	if kind == authCookie && r == session.RoleOperator {
+		info.CSRFToken = d.keys.CSRF(sess)
 	}
 	if kind == authCookie {
 		keys := d.keys
-		if r == roleViewer {
+		if r == session.RoleViewer {
 			keys = d.viewer.keys
 		}
-		info.LogoutToken = keys.logoutToken(session)
+		info.LogoutToken = keys.LogoutToken(sess)
 	}
 	return c.JSON(info)
 }
@@ -312,7 +306,7 @@ type botList struct {
 }
 
 func (d *Dashboard) handleBots(c fiber.Ctx) error {
-	return c.JSON(botList{DefaultBot: d.DefaultBot, Bots: d.state.all(), BadMessages: d.state.badMessages()})
+	return c.JSON(botList{DefaultBot: d.cfg.DefaultBot, Bots: d.state.all(), BadMessages: d.state.badMessages()})
 }
 
 func (d *Dashboard) handleEvents(c fiber.Ctx) error {
@@ -388,24 +382,24 @@ func (d *Dashboard) handleCommand(c fiber.Ctx, name, op string) error {
 // then one whenever a status changes, and an "event" event per lifecycle
 // event.
 //
-// Streams are capped per browser session (maxStreamsPerSession), per token
-// given as Bearer (maxStreamsPerBearer) and in all (maxStreamsTotal), as
+// Streams are capped per browser session (session.MaxStreamsPerSession), per token
+// given as Bearer (session.MaxStreamsPerBearer) and in all (session.MaxStreamsTotal), as
 // each holds a goroutine and a buffer for as long as the client likes.
 func (d *Dashboard) handleStream(c fiber.Ctx) error {
 	kind, _ := c.Locals(keyAuth).(authKind)
-	r, _ := c.Locals(keyRole).(role)
-	key, limit := "bearer "+r.String(), maxStreamsPerBearer
+	r, _ := c.Locals(keyRole).(session.Role)
+	key, limit := "bearer "+r.String(), session.MaxStreamsPerBearer
 	if kind == authCookie {
-		session, _ := c.Locals(keySession).(string)
-		key, limit = "session "+session, maxStreamsPerSession
+		sess, _ := c.Locals(keySession).(string)
+		key, limit = "session "+sess, session.MaxStreamsPerSession
 	}
-	if !d.auth.openStream(key, limit) {
+	if !d.auth.OpenStream(key, limit) {
 		return fail(c, fiber.StatusTooManyRequests,
-			fmt.Sprintf("too many live streams (at most %d per %s, %d in all); close another tab or stream first", limit, kind, maxStreamsTotal))
+			fmt.Sprintf("too many live streams (at most %d per %s, %d in all); close another tab or stream first", limit, kind, session.MaxStreamsTotal))
 	}
 	sub, snapshot := d.state.subscribe()
 	if sub == nil {
-		d.auth.closeStream(key)
+		d.auth.CloseStream(key)
 		return fail(c, fiber.StatusServiceUnavailable, "dashboard is shutting down")
 	}
 	c.Set(fiber.HeaderContentType, "text/event-stream")
@@ -416,7 +410,7 @@ func (d *Dashboard) handleStream(c fiber.Ctx) error {
 	// wait for it.
 	return c.SendStreamWriter(func(w *bufio.Writer) {
 		defer d.state.streams.Done()
-		defer d.auth.closeStream(key)
+		defer d.auth.CloseStream(key)
 		defer d.state.unsubscribe(sub)
 		if _, err := w.WriteString("retry: 2000\n\n"); err != nil {
 			return
@@ -508,28 +502,28 @@ func (d *Dashboard) handleLogin(c fiber.Ctx) error {
 	}
 	ip := c.IP()
 	now := time.Now()
-	if wait := d.limiter.wait(ip, now); wait > 0 {
+	if wait := d.limiter.Wait(ip, now); wait > 0 {
 		secs := int((wait + time.Second - 1) / time.Second)
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
 		return sendHTML(c, fiber.StatusTooManyRequests,
 			loginPage(fmt.Sprintf("Too many wrong tokens from your address. Try again in %d s.", secs)))
 	}
-	r := roleNone
+	r := session.RoleNone
 	switch {
-	case token != "" && d.keys.tokenOK(token):
-		r = roleOperator
-	case token != "" && d.viewer.keys.tokenOK(token):
-		r = roleViewer
+	case token != "" && d.keys.TokenOK(token):
+		r = session.RoleOperator
+	case token != "" && d.viewer.keys.TokenOK(token):
+		r = session.RoleViewer
 	case token != "":
-		d.limiter.fail(ip, now)
+		d.limiter.Fail(ip, now)
 		d.log.Warn("login with a wrong token", "client", ip)
 		return sendHTML(c, fiber.StatusUnauthorized,
 			loginPage("Wrong token. Use the token printed where the dashboard was started, or the one in its data/"+TokenFile+
 				" (or data/"+ViewerTokenFile+" to watch only)."))
 	default:
 		var ok bool
-		if r, ok = d.auth.useLink(code, now); !ok {
-			d.limiter.fail(ip, now)
+		if r, ok = d.auth.UseLink(code, now); !ok {
+			d.limiter.Fail(ip, now)
 			d.log.Warn("login with a used, expired or unknown link", "client", ip)
 			return sendHTML(c, fiber.StatusUnauthorized,
 				loginPage("This login link was already used or has expired (links work once, for 10 minutes). "+
@@ -537,15 +531,15 @@ func (d *Dashboard) handleLogin(c fiber.Ctx) error {
 		}
 	}
 	keys := d.keys
-	if r == roleViewer {
+	if r == session.RoleViewer {
 		keys = d.viewer.keys
 	}
-	d.limiter.succeed(ip)
+	d.limiter.Succeed(ip)
 	c.Cookie(&fiber.Cookie{
 		Name:     SessionCookie,
-		Value:    keys.newSession(now),
+		Value:    keys.New(now),
 		Path:     "/",
-		MaxAge:   int(sessionMaxAge / time.Second),
+		MaxAge:   int(session.MaxAge / time.Second),
 		HTTPOnly: true,
 		SameSite: fiber.CookieSameSiteStrictMode,
 		Secure:   d.cameThroughHTTPS(c),
@@ -561,7 +555,7 @@ func (d *Dashboard) handleLogin(c fiber.Ctx) error {
 // loginURL returns a fresh one-time login link on base (scheme://host)
 // for the operator, for the banner.
 func (d *Dashboard) loginURL(base string) string {
-	code, _ := d.auth.newLink(roleOperator, time.Now())
+	code, _ := d.auth.NewLink(session.RoleOperator, time.Now())
 	return base + "/login?code=" + code
 }
 
@@ -591,15 +585,15 @@ func (d *Dashboard) handleLoginLink(c fiber.Ctx) error {
 			return fail(c, fiber.StatusBadRequest, `request body must be empty, {}, or {"role":"operator"|"viewer"}`)
 		}
 	}
-	r := roleOperator
+	r := session.RoleOperator
 	switch req.Role {
 	case "", "operator":
 	case "viewer":
-		r = roleViewer
+		r = session.RoleViewer
 	default:
 		return fail(c, fiber.StatusBadRequest, `role must be "operator" or "viewer"`)
 	}
-	code, expires := d.auth.newLink(r, time.Now())
+	code, expires := d.auth.NewLink(r, time.Now())
 	scheme := "http://"
 	if d.cameThroughHTTPS(c) {
 		scheme = "https://"
@@ -616,10 +610,10 @@ func (d *Dashboard) handleLoginLink(c fiber.Ctx) error {
 // connection gets here, yet the browser's side is encrypted, and its
 // session cookie must stay so).
 func (d *Dashboard) cameThroughHTTPS(c fiber.Ctx) bool {
-	if _, remote := c.RequestCtx().Conn().(remoteConn); remote {
+	if joinlistener.FromRemote(c.RequestCtx().Conn()) {
 		return strings.HasPrefix(d.RemoteURL(), "https://")
 	}
-	return d.TLSCert != "" || c.RequestCtx().IsTLS()
+	return d.cfg.TLSCert != "" || c.RequestCtx().IsTLS()
 }
 
 // handleLogout ends the browser's session for good (a copy of the cookie
@@ -634,11 +628,11 @@ func (d *Dashboard) handleLogout(c fiber.Ctx) error {
 			if presented == "" {
 				presented = c.FormValue("csrf")
 			}
-			if !keys.logoutOK(v, presented) {
+			if !keys.LogoutOK(v, presented) {
 				return fail(c, fiber.StatusForbidden, "missing or wrong logout token (form field csrf or "+CSRFHeader+" header); reload the page")
 			}
-			_, issued, _ := keys.parseSession(v, now)
-			d.auth.revoke(id, issued, now)
+			_, issued, _ := keys.Parse(v, now)
+			d.auth.Revoke(id, issued, now)
 			d.log.Info("browser logged out", "client", c.IP(), "role", r.String())
 		}
 	}

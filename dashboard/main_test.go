@@ -67,12 +67,12 @@ func runExternalServer(cfg bus.ServerConfig) int {
 // runDashboardProcess is the test binary playing a clustered dashboard in a
 // process of its own, so that a test can kill it -9.
 func runDashboardProcess(dir, cluster, routes string) int {
-	d := &Dashboard{
+	d, err := Open(context.Background(), Config{
 		HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", DataDir: dir,
 		ClusterListen: cluster, ClusterName: "t", Routes: strings.Split(routes, ","),
 		Logger: slog.New(slog.DiscardHandler), Out: io.Discard,
-	}
-	if err := d.Open(); err != nil {
+	})
+	if err != nil {
 		fmt.Println("error:", err)
 		return 1
 	}

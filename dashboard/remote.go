@@ -3,9 +3,7 @@ package dashboard
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
-	"sync"
 	"time"
 )
 
@@ -28,14 +26,14 @@ var ErrRemote = errors.New("open remote access")
 // deadline: a tunnel that cannot be set up in that time will not be.
 const remoteOpenTimeout = 30 * time.Second
 
-// openRemote opens d.Remote.
+// openRemote opens d.cfg.Remote.
 func (d *Dashboard) openRemote(ctx context.Context) (net.Listener, string, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, remoteOpenTimeout)
 		defer cancel()
 	}
-	ln, u, err := d.Remote.Listen(ctx)
+	ln, u, err := d.cfg.Remote.Listen(ctx)
 	if err != nil {
 		return nil, "", err
 	}
@@ -43,129 +41,4 @@ func (d *Dashboard) openRemote(ctx context.Context) (net.Listener, string, error
 		return nil, "", errors.New("no listener")
 	}
 	return ln, u, nil
-}
-
-// joinedListener serves two listeners as one, so the one HTTP server takes
-// connections from both: the local one decides (its errors are the
-// listener's errors, and its address is the listener's address); the remote
-// one only adds connections, and its failure is logged, not fatal, so the
-// dashboard stays reachable locally when a tunnel dies. Close closes both.
-type joinedListener struct {
-	local, remote net.Listener
-	log           *slog.Logger
-
-	conns     chan net.Conn
-	temporary chan error    // the local listener's timeouts, passed on one by one
-	localDead chan struct{} // closed once the local listener failed for good
-	localErr  error         // why; set before localDead is closed
-	done      chan struct{} // closed by Close
-	closeOnce sync.Once
-	closeErr  error
-	wg        sync.WaitGroup
-}
-
-func joinListeners(local, remote net.Listener, log *slog.Logger) *joinedListener {
-	j := &joinedListener{
-		local: local, remote: remote, log: log,
-		conns:     make(chan net.Conn),
-		temporary: make(chan error),
-		localDead: make(chan struct{}),
-		done:      make(chan struct{}),
-	}
-	j.wg.Go(j.pumpLocal)
-	j.wg.Go(j.pumpRemote)
-	return j
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-func (j *joinedListener) pumpLocal() {
-	for {
-		c, err := j.local.Accept()
-		if err != nil {
-			if isTimeout(err) {
-				select {
-				case j.temporary <- err:
-					continue
-				case <-j.done:
-					return
-				}
-			}
-			j.localErr = err
-			close(j.localDead)
-			return
-		}
-		if !j.hand(c) {
-			return
-		}
-	}
-}
-
-func (j *joinedListener) pumpRemote() {
-	for {
-		c, err := j.remote.Accept()
-		if err != nil {
-			if isTimeout(err) {
-				select {
-				case <-time.After(100 * time.Millisecond):
-					continue
-				case <-j.done:
-					return
-				}
-			}
-			select {
-			case <-j.done:
-			default:
-				j.log.Error("remote access stopped; the dashboard is still served locally", "err", err)
-			}
-			return
-		}
-		if !j.hand(remoteConn{c}) {
-			return
-		}
-	}
-}
-
-// remoteConn marks a connection that came through the remote listener, so
-// handlers can tell it from a local one (see cameThroughHTTPS).
-type remoteConn struct{ net.Conn }
-
-// hand passes c to Accept, or closes it when the listener is closed first.
-func (j *joinedListener) hand(c net.Conn) bool {
-	select {
-	case j.conns <- c:
-		return true
-	case <-j.done:
-		c.Close()
-		return false
-	}
-}
-
-func (j *joinedListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-j.conns:
-		return c, nil
-	case err := <-j.temporary:
-		return nil, err
-	case <-j.localDead:
-		return nil, j.localErr
-	case <-j.done:
-		return nil, net.ErrClosed
-	}
-}
-
-// Addr is the local listener's address.
-func (j *joinedListener) Addr() net.Addr { return j.local.Addr() }
-
-// Close closes both listeners and waits until neither is accepting any more.
-func (j *joinedListener) Close() error {
-	j.closeOnce.Do(func() {
-		close(j.done)
-		j.closeErr = errors.Join(j.local.Close(), j.remote.Close())
-		j.wg.Wait()
-	})
-	return j.closeErr
 }

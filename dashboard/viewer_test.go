@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lifeline-dev/lifeline/dashboard/session"
 )
 
 // viewerRoutes lists every route under /api/ the app serves, with :name
@@ -165,11 +167,11 @@ func TestViewerCookieLogin(t *testing.T) {
 		if r.code != http.StatusSeeOther || r.header.Get("Location") != "/" {
 			t.Fatalf("%s login: HTTP %d Location %q", how, r.code, r.header.Get("Location"))
 		}
-		session := sessionCookie(t, r)
-		if strings.Contains(session, viewer) {
+		sess := sessionCookie(t, r)
+		if strings.Contains(sess, viewer) {
 			t.Errorf("cookie carries the viewer token")
 		}
-		cookie := map[string]string{"Cookie": SessionCookie + "=" + session}
+		cookie := map[string]string{"Cookie": SessionCookie + "=" + sess}
 		info := getSession(t, td, cookie)
 		if info.Role != "viewer" || info.Auth != "cookie" || info.CSRFToken != "" {
 			t.Errorf("%s login: session %+v", how, info)
@@ -184,9 +186,9 @@ func TestViewerCookieLogin(t *testing.T) {
 		// A CSRF token, however obtained, does not make a viewer an operator.
 		csrfs := map[string]string{
 			"none":               "",
-			"viewer-keyed":       newViewerKeys(viewer).csrf(session),
-			"operator-keyed":     newSessionKeys(td.AccessToken()).csrf(session),
-			"operator session's": newSessionKeys(td.AccessToken()).csrf(newSessionKeys(td.AccessToken()).newSession(time.Now())),
+			"viewer-keyed":       session.NewViewerKeys(viewer).CSRF(sess),
+			"operator-keyed":     session.NewKeys(td.AccessToken()).CSRF(sess),
+			"operator session's": session.NewKeys(td.AccessToken()).CSRF(session.NewKeys(td.AccessToken()).New(time.Now())),
 		}
 		for name, csrf := range csrfs {
 			for _, w := range writes {
@@ -228,14 +230,14 @@ func TestViewerCookieLogin(t *testing.T) {
 func TestViewerSessionNotOperator(t *testing.T) {
 	now := time.Now()
 	for _, tok := range []string{"the-same-token-for-both", "another-token-0123456"} {
-		op, vw := newSessionKeys(tok), newViewerKeys(tok)
-		if op.sessionOK(vw.newSession(now), now) {
+		op, vw := session.NewKeys(tok), session.NewViewerKeys(tok)
+		if op.OK(vw.New(now), now) {
 			t.Errorf("a viewer session validates as an operator session (same token %q)", tok)
 		}
-		if vw.sessionOK(op.newSession(now), now) {
+		if vw.OK(op.New(now), now) {
 			t.Errorf("an operator session validates as a viewer session")
 		}
-		if op.csrf("v1.1.x") == vw.csrf("v1.1.x") {
+		if op.CSRF("v1.1.x") == vw.CSRF("v1.1.x") {
 			t.Errorf("operator and viewer CSRF tokens coincide")
 		}
 	}
@@ -244,12 +246,12 @@ func TestViewerSessionNotOperator(t *testing.T) {
 	agent := startFakeAgent(t, connect(t, td), "bot")
 	viewer := td.ViewerAccessToken()
 	r := call(t, http.MethodGet, td.base+"/login?token="+url.QueryEscape(viewer), nil, nil)
-	session := sessionCookie(t, r)
-	if td.keys.sessionOK(session, time.Now()) {
+	sess := sessionCookie(t, r)
+	if td.keys.OK(sess, time.Now()) {
 		t.Fatal("the dashboard's operator keys accept a viewer cookie")
 	}
 	// Re-dated with the viewer's MAC kept, the cookie is nobody's.
-	ver, rest, _ := strings.Cut(session, ".")
+	ver, rest, _ := strings.Cut(sess, ".")
 	_, mac, _ := strings.Cut(rest, ".")
 	forged := ver + "." + "1" + "." + mac
 	if r := call(t, http.MethodGet, td.base+"/api/session", map[string]string{"Cookie": SessionCookie + "=" + forged}, nil); r.code != http.StatusUnauthorized {
@@ -263,7 +265,7 @@ func TestViewerSessionNotOperator(t *testing.T) {
 	hdr := map[string]string{
 		"Authorization": "Bearer " + viewer,
 		"Cookie":        SessionCookie + "=" + opSession,
-		CSRFHeader:      td.keys.csrf(opSession),
+		CSRFHeader:      td.keys.CSRF(opSession),
 	}
 	if info := getSession(t, td, hdr); info.Role != "viewer" {
 		t.Errorf("viewer Bearer with operator cookie: role %q", info.Role)
@@ -271,7 +273,7 @@ func TestViewerSessionNotOperator(t *testing.T) {
 	wantViewerRefusal(t, "viewer Bearer with operator cookie", call(t, http.MethodPost, td.base+"/api/bot/restart", hdr, nil))
 	// And a viewer cookie with the operator's CSRF token of another session
 	// is still only a viewer.
-	hdr = map[string]string{"Cookie": SessionCookie + "=" + session, CSRFHeader: td.keys.csrf(opSession)}
+	hdr = map[string]string{"Cookie": SessionCookie + "=" + sess, CSRFHeader: td.keys.CSRF(opSession)}
 	wantViewerRefusal(t, "viewer cookie with operator CSRF", call(t, http.MethodPost, td.base+"/api/bot/restart", hdr, nil))
 	if cmds := agent.commands(); len(cmds) != 0 {
 		t.Fatalf("viewer requests reached the agent: %+v", cmds)

@@ -26,7 +26,7 @@ type watcher struct {
 	log   *slog.Logger
 	ctx   context.Context // cancelled when the dashboard stops
 	wg    *sync.WaitGroup // Run's; every goroutine started here joins it
-	rec   *recorder       // copies events into the history; nil without history
+	rec   eventRecorder   // copies events into the history; nil without history
 
 	mu       sync.Mutex
 	stopped  bool
@@ -34,7 +34,14 @@ type watcher struct {
 	again    map[string]bool // and another was wanted meanwhile
 }
 
-func newWatcher(nc *nats.Conn, st *state, log *slog.Logger, rec *recorder, ctx context.Context, wg *sync.WaitGroup) *watcher {
+// eventRecorder keeps the events the watcher receives (a *history.History).
+type eventRecorder interface {
+	// Record queues the event data of bot name, as published, without
+	// blocking.
+	Record(name string, data []byte)
+}
+
+func newWatcher(nc *nats.Conn, st *state, log *slog.Logger, rec eventRecorder, ctx context.Context, wg *sync.WaitGroup) *watcher {
 	st.setLog(log)
 	return &watcher{nc: nc, state: st, log: log, rec: rec, ctx: ctx, wg: wg, inflight: make(map[string]bool), again: make(map[string]bool)}
 }
@@ -78,7 +85,9 @@ func (w *watcher) onEvent(msg *nats.Msg) {
 		return
 	}
 	w.state.event(e)
-	w.rec.record(e.Name, msg.Data)
+	if w.rec != nil {
+		w.rec.Record(e.Name, msg.Data)
+	}
 	w.refresh(e.Name) // the event changed the bot's state: ask at once
 }
 

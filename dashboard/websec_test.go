@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lifeline-dev/lifeline/bus/bustest"
+	"github.com/lifeline-dev/lifeline/dashboard/session"
 	"github.com/nats-io/nats.go"
 )
 
@@ -47,8 +48,8 @@ func loginCookie(t *testing.T, base, token string) string {
 	return sessionCookie(t, r)
 }
 
-func cookieHdr(session string) map[string]string {
-	return map[string]string{"Cookie": SessionCookie + "=" + session}
+func cookieHdr(sess string) map[string]string {
+	return map[string]string{"Cookie": SessionCookie + "=" + sess}
 }
 
 var loginLine = regexp.MustCompile(`(?m)^  login:\s+(\S+)`)
@@ -122,16 +123,16 @@ func TestTLSSecureCookieAndHSTS(t *testing.T) {
 		return resp
 	}
 	resp := do(http.MethodPost, "/login", "application/x-www-form-urlencoded", "token="+url.QueryEscape(td.AccessToken()))
-	var session *http.Cookie
+	var sess *http.Cookie
 	for _, c := range resp.Cookies() {
 		if c.Name == SessionCookie {
-			session = c
+			sess = c
 		}
 	}
-	if resp.StatusCode != http.StatusSeeOther || session == nil {
-		t.Fatalf("HTTPS login: HTTP %d, cookie %v", resp.StatusCode, session)
+	if resp.StatusCode != http.StatusSeeOther || sess == nil {
+		t.Fatalf("HTTPS login: HTTP %d, cookie %v", resp.StatusCode, sess)
 	}
-	if !session.Secure {
+	if !sess.Secure {
 		t.Errorf("session cookie over HTTPS lacks Secure: %v", resp.Header.Values("Set-Cookie"))
 	}
 	for _, p := range []struct{ method, path string }{
@@ -203,8 +204,8 @@ func TestLoginLinkWorksOnce(t *testing.T) {
 	if r := call(t, http.MethodPost, td.base+"/api/login-link", bearer(td.ViewerAccessToken()), nil); r.code != http.StatusForbidden {
 		t.Errorf("login-link with the viewer token: HTTP %d", r.code)
 	}
-	session := loginCookie(t, td.base, td.AccessToken())
-	if r := call(t, http.MethodPost, td.base+"/api/login-link", cookieHdr(session), nil); r.code != http.StatusForbidden {
+	sess := loginCookie(t, td.base, td.AccessToken())
+	if r := call(t, http.MethodPost, td.base+"/api/login-link", cookieHdr(sess), nil); r.code != http.StatusForbidden {
 		t.Errorf("login-link with a cookie and no CSRF token: HTTP %d", r.code)
 	}
 	if r := call(t, http.MethodPost, td.base+"/api/login-link", bearer(td.AccessToken()), strings.NewReader(`{"role":"admin"}`)); r.code != http.StatusBadRequest {
@@ -217,7 +218,7 @@ func TestLoginLinkWorksOnce(t *testing.T) {
 		}
 		var got loginLinkReply
 		r.json(t, &got)
-		if !got.OK || got.Role != tc.role || got.URL != td.base+got.Path || time.Until(got.ExpiresAt) > loginLinkTTL {
+		if !got.OK || got.Role != tc.role || got.URL != td.base+got.Path || time.Until(got.ExpiresAt) > session.LinkTTL {
 			t.Fatalf("login-link %q: %s", tc.body, r.body)
 		}
 		lr := call(t, http.MethodGet, got.URL, nil, nil)
@@ -240,23 +241,6 @@ func TestLoginLinkWorksOnce(t *testing.T) {
 	}
 }
 
-// TestLoginLinkExpires: a code is spent or stale after loginLinkTTL.
-func TestLoginLinkExpires(t *testing.T) {
-	a := newWebAuth(t.TempDir(), newTestDashboard(t).Logger, time.Now())
-	now := time.Now()
-	code, exp := a.newLink(roleOperator, now)
-	if !exp.Equal(now.Add(loginLinkTTL)) {
-		t.Errorf("expires %v", exp)
-	}
-	if _, ok := a.useLink(code, now.Add(loginLinkTTL)); ok {
-		t.Errorf("a link 10 minutes old still works")
-	}
-	code, _ = a.newLink(roleViewer, now)
-	if r, ok := a.useLink(code, now.Add(loginLinkTTL-time.Second)); !ok || r != roleViewer {
-		t.Errorf("a fresh viewer link: %v %v", r, ok)
-	}
-}
-
 // TestLogoutRevokes: after POST /logout a copy of the old cookie gets 401
 // and commands nothing, even after a restart; GET /logout and a POST without
 // the logout token log nobody out; other sessions live on.
@@ -266,20 +250,20 @@ func TestLogoutRevokes(t *testing.T) {
 	stop := mustRun(t, td)
 	agent := startFakeAgent(t, connectAdmin(t, td), "bot")
 
-	session, other := loginCookie(t, td.base, td.Token), loginCookie(t, td.base, td.Token)
+	sess, other := loginCookie(t, td.base, td.Token), loginCookie(t, td.base, td.Token)
 	viewer := loginCookie(t, td.base, td.ViewerAccessToken())
-	info := getSession(t, td, cookieHdr(session))
+	info := getSession(t, td, cookieHdr(sess))
 	if info.LogoutToken == "" || info.LogoutToken == info.CSRFToken {
 		t.Fatalf("session info %+v", info)
 	}
 
 	// Harmless: a GET, and POSTs without the right logout token.
-	if r := call(t, http.MethodGet, td.base+"/logout", cookieHdr(session), nil); r.code != http.StatusSeeOther {
+	if r := call(t, http.MethodGet, td.base+"/logout", cookieHdr(sess), nil); r.code != http.StatusSeeOther {
 		t.Errorf("GET /logout: HTTP %d", r.code)
 	}
 	for name, tok := range map[string]string{"no": "", "a wrong": "nope", "the CSRF token as": info.CSRFToken,
 		"another session's": getSession(t, td, cookieHdr(other)).LogoutToken} {
-		hdr := cookieHdr(session)
+		hdr := cookieHdr(sess)
 		if tok != "" {
 			hdr[CSRFHeader] = tok
 		}
@@ -287,10 +271,10 @@ func TestLogoutRevokes(t *testing.T) {
 			t.Errorf("logout with %s logout token: HTTP %d", name, r.code)
 		}
 	}
-	getSession(t, td, cookieHdr(session)) // still logged in
+	getSession(t, td, cookieHdr(sess)) // still logged in
 
 	// The page's form: the token in the csrf field.
-	hdr := cookieHdr(session)
+	hdr := cookieHdr(sess)
 	hdr["Content-Type"] = "application/x-www-form-urlencoded"
 	r := call(t, http.MethodPost, td.base+"/logout", hdr, strings.NewReader("csrf="+url.QueryEscape(info.LogoutToken)))
 	if r.code != http.StatusSeeOther {
@@ -298,10 +282,10 @@ func TestLogoutRevokes(t *testing.T) {
 	}
 	replayed := func(when string) {
 		t.Helper()
-		if r := call(t, http.MethodGet, td.base+"/api/session", cookieHdr(session), nil); r.code != http.StatusUnauthorized {
+		if r := call(t, http.MethodGet, td.base+"/api/session", cookieHdr(sess), nil); r.code != http.StatusUnauthorized {
 			t.Errorf("%s: the logged-out cookie reads: HTTP %d", when, r.code)
 		}
-		hdr := cookieHdr(session)
+		hdr := cookieHdr(sess)
 		hdr[CSRFHeader] = info.CSRFToken
 		if r := call(t, http.MethodPost, td.base+"/api/bot/restart", hdr, nil); r.code != http.StatusUnauthorized {
 			t.Errorf("%s: the logged-out cookie restarts: HTTP %d", when, r.code)
@@ -333,7 +317,7 @@ func TestLogoutRevokes(t *testing.T) {
 	agent = startFakeAgent(t, connectAdmin(t, td2), "bot")
 	replayed("after a restart")
 	getSession(t, td2, cookieHdr(other)) // sessions not logged out survive
-	if fi, err := os.Stat(filepath.Join(td.DataDir, SessionsFile)); err != nil || fi.Mode().Perm() != 0o600 {
+	if fi, err := os.Stat(filepath.Join(td.DataDir, session.File)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("sessions file: %v %v", fi, err)
 	}
 }
@@ -344,13 +328,13 @@ func TestTokenChangeEndsSessions(t *testing.T) {
 	td := newTestDashboard(t)
 	td.Token = "the-first-token-0123456789"
 	stop := mustRun(t, td)
-	session := loginCookie(t, td.base, td.Token)
+	sess := loginCookie(t, td.base, td.Token)
 	stop()
 
 	td2 := newTestDashboard(t)
 	td2.DataDir, td2.Token = td.DataDir, "the-second-token-0123456789"
 	stop = mustRun(t, td2)
-	if r := call(t, http.MethodGet, td2.base+"/api/bots", cookieHdr(session), nil); r.code != http.StatusUnauthorized {
+	if r := call(t, http.MethodGet, td2.base+"/api/bots", cookieHdr(sess), nil); r.code != http.StatusUnauthorized {
 		t.Errorf("cookie from the old --token: HTTP %d", r.code)
 	}
 	stop()
@@ -358,7 +342,7 @@ func TestTokenChangeEndsSessions(t *testing.T) {
 	// The token file: generated, then replaced while the dashboard is down.
 	td3 := newTestDashboard(t)
 	stop = mustRun(t, td3)
-	session = loginCookie(t, td3.base, td3.AccessToken())
+	sess = loginCookie(t, td3.base, td3.AccessToken())
 	stop()
 	if err := os.WriteFile(filepath.Join(td3.DataDir, TokenFile), []byte("a-rotated-token-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -369,7 +353,7 @@ func TestTokenChangeEndsSessions(t *testing.T) {
 	if td4.AccessToken() != "a-rotated-token-0123456789" {
 		t.Fatalf("the rotated token file was not used")
 	}
-	if r := call(t, http.MethodGet, td4.base+"/api/bots", cookieHdr(session), nil); r.code != http.StatusUnauthorized {
+	if r := call(t, http.MethodGet, td4.base+"/api/bots", cookieHdr(sess), nil); r.code != http.StatusUnauthorized {
 		t.Errorf("cookie from the old token file: HTTP %d", r.code)
 	}
 	getSession(t, td4, cookieHdr(loginCookie(t, td4.base, td4.AccessToken())))
@@ -414,8 +398,8 @@ func openRawStream(ctx context.Context, t *testing.T, base string, hdr map[strin
 	return resp
 }
 
-// TestStreamCap: a session holds at most maxStreamsPerSession live streams
-// and a Bearer token maxStreamsPerBearer; the next gets 429 with a JSON
+// TestStreamCap: a session holds at most session.MaxStreamsPerSession live streams
+// and a Bearer token session.MaxStreamsPerBearer; the next gets 429 with a JSON
 // error, while another session still gets its own.
 func TestStreamCap(t *testing.T) {
 	td := startDashboard(t)
@@ -424,8 +408,8 @@ func TestStreamCap(t *testing.T) {
 		hdr   map[string]string
 		limit int
 	}{
-		{"session", cookieHdr(loginCookie(t, td.base, td.AccessToken())), maxStreamsPerSession},
-		{"bearer", bearer(td.AccessToken()), maxStreamsPerBearer},
+		{"session", cookieHdr(loginCookie(t, td.base, td.AccessToken())), session.MaxStreamsPerSession},
+		{"bearer", bearer(td.AccessToken()), session.MaxStreamsPerBearer},
 	} {
 		for i := range tc.limit {
 			if resp := openRawStream(t.Context(), t, td.base, tc.hdr); resp.StatusCode != http.StatusOK {
@@ -443,28 +427,5 @@ func TestStreamCap(t *testing.T) {
 	}
 	if resp := openRawStream(t.Context(), t, td.base, cookieHdr(loginCookie(t, td.base, td.ViewerAccessToken()))); resp.StatusCode != http.StatusOK {
 		t.Errorf("another session's stream: HTTP %d", resp.StatusCode)
-	}
-}
-
-// TestStreamCountsFree: a closed stream gives its slot back.
-func TestStreamCountsFree(t *testing.T) {
-	a := newWebAuth(t.TempDir(), newTestDashboard(t).Logger, time.Now())
-	for range maxStreamsPerSession {
-		if !a.openStream("s", maxStreamsPerSession) {
-			t.Fatal("refused under the limit")
-		}
-	}
-	if a.openStream("s", maxStreamsPerSession) {
-		t.Fatal("accepted over the limit")
-	}
-	a.closeStream("s")
-	if !a.openStream("s", maxStreamsPerSession) {
-		t.Fatal("a freed slot was not given back")
-	}
-	for range maxStreamsPerSession {
-		a.closeStream("s")
-	}
-	if len(a.streams) != 0 || a.allStream != 0 {
-		t.Errorf("counts left behind: %v %d", a.streams, a.allStream)
 	}
 }

@@ -319,7 +319,7 @@ func (c *DashboardCommand) Run(ctx context.Context, args []string) error {
 			return usageErr("dashboard", fmt.Errorf("--cluster-secret %s: the password is shorter than 16 characters", c.ClusterKey))
 		}
 	}
-	d := &dashboard.Dashboard{
+	cfg := dashboard.Config{
 		RouteSecret:   routeSecret,
 		NATSNkey:      c.NATSNkey,
 		HTTPAddr:      c.HTTP,
@@ -346,7 +346,8 @@ func (c *DashboardCommand) Run(ctx context.Context, args []string) error {
 	}
 	// Bind before serving, so a port conflict is reported as such and
 	// nothing else has started.
-	if err := d.OpenContext(ctx); err != nil {
+	d, err := dashboard.Open(ctx, cfg)
+	if err != nil {
 		var listen *dashboard.ListenError
 		switch {
 		case errors.Is(err, dashboard.ErrRemote):

@@ -1,4 +1,14 @@
-package dashboard
+// Package history keeps the lifecycle events of every bot in a JetStream
+// stream, so that every dashboard, including one started later, shows the
+// same history. A dashboard makes one History on its bus client, hands it
+// each event it receives (Record), and runs it (Run): Run makes sure the
+// stream exists, stores what was recorded, and passes every event the
+// stream holds, or comes to hold, to the Merge function it was given.
+//
+// It knows nothing of the dashboard's HTTP side or of its in-memory state:
+// it takes a NATS connection, a logger, the embedded server (for
+// replication) and a Merge function, and nothing else.
+package history
 
 import (
 	"context"
@@ -16,9 +26,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// The lifecycle events of every bot are kept in a JetStream stream, so that
-// every dashboard, including one started later, shows the same history.
-//
 // Agents publish events with core NATS only (their bus login stays narrow),
 // and core NATS does not wait for a stream that has no leader. So the stream
 // does not capture the agents' subject: every dashboard records each event it
@@ -26,17 +33,18 @@ import (
 // retrying until the stream acknowledges them. The message ID is a digest of
 // those bytes, so the copies of N dashboards are stored once.
 const (
-	eventsStream   = "LIFELINE_EVENTS"
+	// StreamName names the stream.
+	StreamName     = "LIFELINE_EVENTS"
 	historyMaxAge  = 7 * 24 * time.Hour
 	historyMaxSize = 64 << 20
-	// historyPerBot is how many events the stream keeps per bot (per
-	// subject), so that a bot flooding events only pushes out its own
-	// oldest ones, never another bot's: at most historyPerBot times
-	// historyMaxMsg, 5 MB, of the stream's 64 MB.
-	historyPerBot = 1000
-	// historyMaxMsg bounds one stored message: the largest event the
+	// PerBot is how many events the stream keeps per bot (per subject), so
+	// that a bot flooding events only pushes out its own oldest ones, never
+	// another bot's: at most PerBot times MaxMsgBytes, 5 MB, of the
+	// stream's 64 MB.
+	PerBot = 1000
+	// MaxMsgBytes bounds one stored message: the largest event the
 	// decoder accepts, plus room for the message-ID header.
-	historyMaxMsg = bus.MaxMessageBytes + 1<<10
+	MaxMsgBytes = bus.MaxMessageBytes + 1<<10
 	// historyReplay is how many of the newest kept events a dashboard
 	// reads when it starts.
 	historyReplay = 1000
@@ -60,11 +68,11 @@ const (
 	recordBackoffMax = 2 * time.Second
 )
 
-// eventsStreamConfig is the stream's definition; replicas is 3 on a cluster
+// StreamConfig is the stream's definition; replicas is 3 on a cluster
 // of three or more servers, else 1.
-func eventsStreamConfig(replicas int) jetstream.StreamConfig {
+func StreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        eventsStream,
+		Name:        StreamName,
 		Description: "lifeline lifecycle events of every bot",
 		Subjects:    []string{bus.HistoryWildcard},
 		Duplicates:  historyDuplicates,
@@ -74,22 +82,61 @@ func eventsStreamConfig(replicas int) jetstream.StreamConfig {
 		MaxAge:      historyMaxAge,
 		MaxBytes:    historyMaxSize,
 		// Per bot, so that one bot's flood is its own loss.
-		MaxMsgsPerSubject: historyPerBot,
-		MaxMsgSize:        historyMaxMsg,
+		MaxMsgsPerSubject: PerBot,
+		MaxMsgSize:        MaxMsgBytes,
 		Replicas:          replicas,
 	}
 }
 
-// keepHistory makes sure the events stream exists, then follows it into the
-// dashboard's state and runs rec, until ctx ends. JetStream may need a few
+// Cluster is what History asks of the embedded bus server (a *bus.Server)
+// to know when to replicate the stream.
+type Cluster interface {
+	JetStreamIsClustered() bool
+	JetStreamClusterPeers() []string
+}
+
+// Config is what a History needs besides its bus client.
+type Config struct {
+	// Log receives its logs.
+	Log *slog.Logger
+	// Cluster is the embedded bus server, nil on an existing NATS: a
+	// clustered one gets its stream replicated three times once it has
+	// three servers.
+	Cluster Cluster
+	// Merge receives every event read from the stream, from the goroutine
+	// of Run; it must drop events it has already seen.
+	Merge func([]bus.Event)
+}
+
+// History records the events a dashboard receives into the stream and
+// follows the stream back into Merge.
+type History struct {
+	nc  *nats.Conn
+	cfg Config
+	rec *recorder
+}
+
+// New makes a History on the bus client nc. It records at once: events
+// given to Record before Run wait in its queue.
+func New(nc *nats.Conn, cfg Config) *History {
+	return &History{nc: nc, cfg: cfg, rec: newRecorder(cfg.Log)}
+}
+
+// Record queues the event data of bot name, exactly as the agent published
+// it, for the stream. It never blocks: it is called from NATS callbacks.
+func (h *History) Record(name string, data []byte) { h.rec.record(name, data) }
+
+// Run makes sure the events stream exists, then follows it into Merge and
+// stores what Record queued, until ctx ends. JetStream may need a few
 // seconds after a cluster forms, so it retries until ctx ends; without
-// JetStream (an existing NATS without it) the dashboard simply shows live
-// events only.
-func (d *Dashboard) keepHistory(ctx context.Context, nc *nats.Conn, rec *recorder) {
-	js, err := jetstream.New(nc)
+// JetStream (an existing NATS without it) it stops recording and returns,
+// and the dashboard simply shows live events only.
+func (h *History) Run(ctx context.Context) {
+	rec := h.rec
+	js, err := jetstream.New(h.nc)
 	if err != nil {
 		rec.disable()
-		d.log.Warn("no event history", "err", err)
+		h.cfg.Log.Warn("no event history", "err", err)
 		return
 	}
 	// Recording starts at once: events that arrive before the stream exists
@@ -99,29 +146,29 @@ func (d *Dashboard) keepHistory(ctx context.Context, nc *nats.Conn, rec *recorde
 	wg.Go(func() { rec.run(ctx, js) })
 	var stream jetstream.Stream
 	for {
-		stream, err = d.openHistory(ctx, js)
+		stream, err = h.openHistory(ctx, js)
 		if err == nil {
 			break
 		}
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
 			rec.disable()
-			d.log.Info("the bus has no JetStream; event history is kept in memory only")
+			h.cfg.Log.Info("the bus has no JetStream; event history is kept in memory only")
 			return
 		}
-		d.log.Debug("event history not ready", "err", err)
+		h.cfg.Log.Debug("event history not ready", "err", err)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Second):
 		}
 	}
-	wg.Go(func() { d.replicateHistory(ctx, js) })
-	d.followHistory(ctx, stream)
+	wg.Go(func() { h.replicateHistory(ctx, js) })
+	h.followHistory(ctx, stream)
 }
 
 // openHistory ensures the stream, with the current definition.
-func (d *Dashboard) openHistory(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
-	stream, err := ensureStream(ctx, js, d.replicas())
+func (h *History) openHistory(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+	stream, err := ensureStream(ctx, js, h.replicas())
 	if err != nil {
 		return nil, err
 	}
@@ -131,13 +178,13 @@ func (d *Dashboard) openHistory(ctx context.Context, js jetstream.JetStream) (je
 // replicateHistory raises the stream to three replicas once this clustered
 // bus has three servers: a stream made while the cluster was still forming
 // starts with one.
-func (d *Dashboard) replicateHistory(ctx context.Context, js jetstream.JetStream) {
-	if d.srv == nil || !d.srv.JetStreamIsClustered() {
+func (h *History) replicateHistory(ctx context.Context, js jetstream.JetStream) {
+	if h.cfg.Cluster == nil || !h.cfg.Cluster.JetStreamIsClustered() {
 		return
 	}
 	for {
-		if d.replicas() == 3 {
-			s, err := js.Stream(ctx, eventsStream)
+		if h.replicas() == 3 {
+			s, err := js.Stream(ctx, StreamName)
 			if err == nil {
 				cfg := s.CachedInfo().Config
 				if cfg.Replicas >= 3 {
@@ -145,7 +192,7 @@ func (d *Dashboard) replicateHistory(ctx context.Context, js jetstream.JetStream
 				}
 				cfg.Replicas = 3
 				if _, err := js.UpdateStream(ctx, cfg); err == nil {
-					d.log.Info("event history replicated", "replicas", 3)
+					h.cfg.Log.Info("event history replicated", "replicas", 3)
 					return
 				}
 			}
@@ -160,8 +207,8 @@ func (d *Dashboard) replicateHistory(ctx context.Context, js jetstream.JetStream
 
 // replicas is 3 when this dashboard's bus is a cluster of three or more
 // JetStream servers, else 1.
-func (d *Dashboard) replicas() int {
-	if d.srv != nil && d.srv.JetStreamIsClustered() && len(d.srv.JetStreamClusterPeers()) >= 3 {
+func (h *History) replicas() int {
+	if h.cfg.Cluster != nil && h.cfg.Cluster.JetStreamIsClustered() && len(h.cfg.Cluster.JetStreamClusterPeers()) >= 3 {
 		return 3
 	}
 	return 1
@@ -170,13 +217,13 @@ func (d *Dashboard) replicas() int {
 func ensureStream(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	s, err := js.Stream(rctx, eventsStream)
+	s, err := js.Stream(rctx, StreamName)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		// Another dashboard may create it at the same moment; both
 		// definitions are the same, so either wins.
-		s, err = js.CreateStream(rctx, eventsStreamConfig(replicas))
+		s, err = js.CreateStream(rctx, StreamConfig(replicas))
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			s, err = js.Stream(rctx, eventsStream)
+			s, err = js.Stream(rctx, StreamName)
 		}
 	}
 	return s, err
@@ -190,7 +237,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, replicas int) (je
 // events already stored stay, but the decoder refuses them on replay.
 func upgradeStream(ctx context.Context, js jetstream.JetStream, s jetstream.Stream) (jetstream.Stream, error) {
 	cfg := s.CachedInfo().Config
-	want := eventsStreamConfig(cfg.Replicas)
+	want := StreamConfig(cfg.Replicas)
 	if slices.Equal(cfg.Subjects, want.Subjects) && cfg.Duplicates >= want.Duplicates &&
 		cfg.MaxMsgsPerSubject == want.MaxMsgsPerSubject && cfg.MaxMsgSize == want.MaxMsgSize {
 		return s, nil
@@ -208,19 +255,19 @@ func upgradeStream(ctx context.Context, js jetstream.JetStream, s jetstream.Stre
 	return s, nil
 }
 
-// followHistory merges the stream's newest historyReplay events into the
-// state, then every event stored after them, until ctx ends. Following, not
+// followHistory merges the stream's newest historyReplay events into
+// Merge, then every event stored after them, until ctx ends. Following, not
 // reading once, matters: the events of a leader election are stored late, by
 // the dashboards that received them, and one that started meanwhile missed
-// them live. The state drops what it has already seen.
-func (d *Dashboard) followHistory(ctx context.Context, stream jetstream.Stream) {
+// them live. Merge drops what it has already seen.
+func (h *History) followHistory(ctx context.Context, stream jetstream.Stream) {
 	var next uint64 // the stream sequence to read next; 0 until known
 	for {
-		err := d.follow(ctx, stream, &next)
+		err := h.follow(ctx, stream, &next)
 		if ctx.Err() != nil {
 			return
 		}
-		d.log.Debug("reading event history", "err", err)
+		h.cfg.Log.Debug("reading event history", "err", err)
 		select {
 		case <-ctx.Done():
 			return
@@ -231,7 +278,7 @@ func (d *Dashboard) followHistory(ctx context.Context, stream jetstream.Stream) 
 
 // follow reads the stream from *next (or its newest historyReplay events
 // when *next is 0) until ctx ends or reading fails, advancing *next.
-func (d *Dashboard) follow(ctx context.Context, stream jetstream.Stream, next *uint64) error {
+func (h *History) follow(ctx context.Context, stream jetstream.Stream, next *uint64) error {
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	info, err := stream.Info(rctx)
 	cancel()
@@ -272,7 +319,7 @@ func (d *Dashboard) follow(ctx context.Context, stream jetstream.Stream, next *u
 			*next = meta.Sequence.Stream + 1
 		}
 		if ev, err := bus.DecodeEvent(msg.Data()); err == nil {
-			d.state.history([]bus.Event{ev})
+			h.cfg.Merge([]bus.Event{ev})
 		}
 	}
 }
@@ -298,12 +345,8 @@ func newRecorder(log *slog.Logger) *recorder {
 	return &recorder{log: log, queue: make(chan recording, recordQueue), off: make(chan struct{})}
 }
 
-// record queues the event data of bot name for the stream. A nil recorder
-// (history turned off) records nothing.
+// record queues the event data of bot name for the stream.
 func (r *recorder) record(name string, data []byte) {
-	if r == nil {
-		return
-	}
 	select {
 	case <-r.off:
 		return

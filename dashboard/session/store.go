@@ -1,4 +1,4 @@
-package dashboard
+package session
 
 import (
 	"bufio"
@@ -12,16 +12,18 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lifeline-dev/lifeline/dashboard/internal/atomicfile"
 )
 
-// SessionsFile is the name, inside DataDir, of the file listing the browser
+// File is the name, inside the data directory, of the file listing the browser
 // sessions ended by a logout, so a restart does not bring them back.
-const SessionsFile = "dashboard.sessions"
+const File = "dashboard.sessions"
 
 // Bounds of the state behind browser logins.
 const (
-	// loginLinkTTL is how long a printed login link may be used (once).
-	loginLinkTTL = 10 * time.Minute
+	// LinkTTL is how long a printed login link may be used (once).
+	LinkTTL = 10 * time.Minute
 	// maxLoginLinks bounds the links waiting to be used.
 	maxLoginLinks = 1000
 	// maxRevoked bounds the ended sessions remembered; past it every
@@ -29,18 +31,18 @@ const (
 	maxRevoked = 4096
 	// Live event streams: per browser session, per token given as Bearer
 	// (scripts), and in all.
-	maxStreamsPerSession = 8
-	maxStreamsPerBearer  = 32
-	maxStreamsTotal      = 512
+	MaxStreamsPerSession = 8
+	MaxStreamsPerBearer  = 32
+	MaxStreamsTotal      = 512
 )
 
-// webAuth is what a signed cookie alone cannot carry: the sessions ended by
+// Store is what a signed cookie alone cannot carry: the sessions ended by
 // logout, the one-time login links, and the live streams each session or
 // token holds. The cookie's MAC key comes from the token, so a new token
 // ends every older session without anything stored here.
-type webAuth struct {
+type Store struct {
 	log  *slog.Logger
-	path string // DataDir/SessionsFile
+	path string // dataDir/File
 
 	mu        sync.Mutex
 	notBefore int64            // sessions issued at or before this unix second are void
@@ -51,17 +53,17 @@ type webAuth struct {
 }
 
 type loginLink struct {
-	role    role
+	role    Role
 	expires time.Time
 }
 
-// newWebAuth loads the ended sessions from dataDir. A file it cannot read
+// NewStore loads the ended sessions from dataDir. A file it cannot read
 // ends every earlier session: refusing a browser beats letting a logged-out
 // cookie back in.
-func newWebAuth(dataDir string, log *slog.Logger, now time.Time) *webAuth {
-	a := &webAuth{
+func NewStore(dataDir string, log *slog.Logger, now time.Time) *Store {
+	a := &Store{
 		log:     log,
-		path:    filepath.Join(dataDir, SessionsFile),
+		path:    filepath.Join(dataDir, File),
 		revoked: make(map[string]int64),
 		links:   make(map[string]loginLink),
 		streams: make(map[string]int),
@@ -83,7 +85,7 @@ func newWebAuth(dataDir string, log *slog.Logger, now time.Time) *webAuth {
 // load reads the sessions file: "not-before <unix>" and "revoked <id>
 // <unix expiry>" lines. Lines it does not understand are skipped; stale
 // says whether some were (or had expired), so the file is worth rewriting.
-func (a *webAuth) load(now time.Time) (stale bool, err error) {
+func (a *Store) load(now time.Time) (stale bool, err error) {
 	f, err := os.Open(a.path)
 	if err != nil {
 		return false, err
@@ -98,7 +100,7 @@ func (a *webAuth) load(now time.Time) (stale bool, err error) {
 				a.notBefore = max(a.notBefore, n)
 				continue
 			}
-		case len(fields) == 3 && fields[0] == "revoked" && len(fields[1]) == 2*sessionIDBytes:
+		case len(fields) == 3 && fields[0] == "revoked" && len(fields[1]) == 2*idBytes:
 			if exp, err := strconv.ParseInt(fields[2], 10, 64); err == nil && exp > now.Unix() && len(a.revoked) < maxRevoked {
 				a.revoked[fields[1]] = exp
 				continue
@@ -114,7 +116,7 @@ func (a *webAuth) load(now time.Time) (stale bool, err error) {
 
 // rewrite writes the whole table to the file. Call with mu held or before
 // the table is shared.
-func (a *webAuth) rewrite() error {
+func (a *Store) rewrite() error {
 	var b strings.Builder
 	if a.notBefore != 0 {
 		fmt.Fprintf(&b, "not-before %d\n", a.notBefore)
@@ -122,15 +124,15 @@ func (a *webAuth) rewrite() error {
 	for id, exp := range a.revoked {
 		fmt.Fprintf(&b, "revoked %s %d\n", id, exp)
 	}
-	if err := writeFileAtomic(a.path, []byte(b.String()), 0o600); err != nil {
+	if err := atomicfile.Write(a.path, []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("write ended sessions: %w", err)
 	}
 	return nil
 }
 
-// live reports whether the session id issued at issued (unix seconds) has
+// Live reports whether the session id issued at issued (unix seconds) has
 // not been ended.
-func (a *webAuth) live(id string, issued int64) bool {
+func (a *Store) Live(id string, issued int64) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if issued <= a.notBefore {
@@ -140,13 +142,13 @@ func (a *webAuth) live(id string, issued int64) bool {
 	return !ended
 }
 
-// revoke ends a session for good: in memory at once, and in the file so a
+// Revoke ends a session for good: in memory at once, and in the file so a
 // restart keeps it ended. When too many are remembered, every session
 // issued so far is ended instead.
-func (a *webAuth) revoke(id string, issued int64, now time.Time) {
+func (a *Store) Revoke(id string, issued int64, now time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	exp := time.Unix(issued, 0).Add(sessionMaxAge).Unix()
+	exp := time.Unix(issued, 0).Add(MaxAge).Unix()
 	if len(a.revoked) >= maxRevoked {
 		for k, e := range a.revoked {
 			if e <= now.Unix() {
@@ -169,7 +171,7 @@ func (a *webAuth) revoke(id string, issued int64, now time.Time) {
 	}
 }
 
-func (a *webAuth) appendLine(line string) error {
+func (a *Store) appendLine(line string) error {
 	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("open ended sessions: %w", err)
@@ -185,10 +187,10 @@ func (a *webAuth) appendLine(line string) error {
 	return f.Close()
 }
 
-// newLink returns the code of a login link for role r: random, good once,
-// for loginLinkTTL. Codes live in memory only: a restart voids them, and
+// NewLink returns the code of a login link for role r: random, good once,
+// for LinkTTL. Codes live in memory only: a restart voids them, and
 // the banner prints new ones.
-func (a *webAuth) newLink(r role, now time.Time) (code string, expires time.Time) {
+func (a *Store) NewLink(r Role, now time.Time) (code string, expires time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.links) >= maxLoginLinks {
@@ -206,34 +208,33 @@ func (a *webAuth) newLink(r role, now time.Time) (code string, expires time.Time
 		}
 	}
 	code = randomHex(32)
-	expires = now.Add(loginLinkTTL)
+	expires = now.Add(LinkTTL)
 	a.links[code] = loginLink{role: r, expires: expires}
 	return code, expires
 }
 
-// useLink spends a login link's code: the role it opens, or false when the
+// UseLink spends a login link's code: the role it opens, or false when the
 // code is unknown, used or expired.
-func (a *webAuth) useLink(code string, now time.Time) (role, bool) {
+func (a *Store) UseLink(code string, now time.Time) (Role, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	l, ok := a.links[code]
 	if !ok {
-		return roleNone, false
+		return RoleNone, false
 	}
 	delete(a.links, code)
 	if !now.Before(l.expires) {
-		return roleNone, false
+		return RoleNone, false
 	}
 	return l.role, true
 }
 
-// openStream counts a live stream for key, or refuses it when key already
-// holds limit of them or the dashboard maxStreamsTotal. closeStream undoes
-// an accepted one.
-func (a *webAuth) openStream(key string, limit int) bool {
+// OpenStream counts a live stream for key, or refuses it when key already
+// holds limit of them or the dashboard MaxStreamsTotal.
+func (a *Store) OpenStream(key string, limit int) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.streams[key] >= limit || a.allStream >= maxStreamsTotal {
+	if a.streams[key] >= limit || a.allStream >= MaxStreamsTotal {
 		return false
 	}
 	a.streams[key]++
@@ -241,7 +242,8 @@ func (a *webAuth) openStream(key string, limit int) bool {
 	return true
 }
 
-func (a *webAuth) closeStream(key string) {
+// CloseStream undoes an OpenStream that returned true.
+func (a *Store) CloseStream(key string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.allStream--
