@@ -55,6 +55,7 @@ var commands = []struct{ name, summary string }{
 	{"restart", restartSummary},
 	{"stop", stopSummary},
 	{"start", startSummary},
+	{"service", serviceSummary},
 	{"version", versionSummary},
 	{"help", "Show this help, or a command's: lifeline help agent."},
 }
@@ -79,6 +80,8 @@ func newCommand(name string, e *env) command {
 		return &StopCommand{controlCommand{clientFlags: clientFlags{env: e}}}
 	case "start":
 		return &StartCommand{controlCommand{clientFlags: clientFlags{env: e}}}
+	case "service":
+		return &ServiceCommand{env: e}
 	case "version":
 		return &VersionCommand{env: e}
 	}

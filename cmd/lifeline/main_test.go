@@ -219,6 +219,8 @@ func flagSetOf(t *testing.T, name string) *flag.FlagSet {
 		return new(LsCommand).flagSet()
 	case "restart", "stop", "start":
 		return new(controlCommand).flagSet(name)
+	case "service":
+		return new(ServiceCommand).flagSet()
 	case "version":
 		return newFlagSet(name)
 	}
