@@ -1,0 +1,7 @@
+//go:build !linux
+
+package logcap
+
+import "os"
+
+func setPipeSize(*os.File) {}
