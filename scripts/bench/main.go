@@ -75,7 +75,11 @@ func run(c config, fleet bool) error {
 	if err != nil {
 		return fmt.Errorf("make temporary directory: %w", err)
 	}
-	defer os.RemoveAll(work)
+	if os.Getenv("BENCH_KEEP") == "" {
+		defer os.RemoveAll(work)
+	} else {
+		fmt.Fprintln(os.Stderr, "bench: keeping", work)
+	}
 	c.work = work
 	if err := build(&c); err != nil {
 		return err

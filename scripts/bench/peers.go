@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -59,6 +60,7 @@ type lifelinePeer struct {
 	agents              []*exec.Cmd
 	hasConfig           bool
 	usedConfig          bool
+	heartbeatTimeout    string // for --config bots; empty: "0s", hang detection off
 }
 
 func newLifeline(bin, bot, dir, sock string) (*lifelinePeer, error) {
@@ -98,7 +100,8 @@ func (p *lifelinePeer) Start(names []string) error {
 	p.agents, p.usedConfig = nil, false
 	if len(names) > 1 && p.hasConfig {
 		var b strings.Builder
-		b.WriteString("[defaults]\nheartbeat_timeout = \"0s\"\nbackoff_reset = \"1ms\"\nstop_bot_on_exit = true\n")
+		hb := cmp.Or(p.heartbeatTimeout, "0s")
+		fmt.Fprintf(&b, "[defaults]\nheartbeat_timeout = %q\nbackoff_reset = \"1ms\"\nstop_bot_on_exit = true\n", hb)
 		for _, n := range names {
 			fmt.Fprintf(&b, "\n[bot.%s]\ncommand = [%q, %q]\n", n, p.bot, n)
 		}
