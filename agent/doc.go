@@ -3,6 +3,12 @@
 // and obeys restart, stop and start requests from the bus. It is the only
 // authority over the bot's process; everyone else asks it.
 //
+// A Fleet supervises many bots in one process (lifeline agent --config):
+// one bus connection, and one responder goroutine answering the bus for all
+// of them, but for each bot its own loop below, PID file, agent lock and
+// service, so that one bot's trouble reaches no other. Agent.Run is a Fleet
+// of one. LoadConfig reads the TOML file; Fleet.Reload applies a new one.
+//
 // # The state machine
 //
 // One goroutine, the loop in supervisor.run, owns all state. Everything else

@@ -136,20 +136,19 @@ func (r *responder) discover(m *nats.Msg, verb, id string) {
 	}
 	r.mu.Unlock()
 	for _, s := range svcs {
-		var v any
+		var data []byte
 		switch verb {
 		case "PING":
-			v = micro.Ping{ServiceIdentity: s.identity(), Type: micro.PingResponseType}
+			data = s.ping
 		case "INFO":
-			v = s.info()
+			data = s.infoJSON
 		case "STATS":
-			v = s.Stats()
+			var err error
+			if data, err = json.Marshal(s.Stats()); err != nil {
+				continue
+			}
 		default:
 			return
-		}
-		data, err := json.Marshal(v)
-		if err != nil {
-			continue
 		}
 		if err := m.Respond(data); err != nil {
 			r.log.Debug("answer discovery", "err", err)
@@ -167,6 +166,9 @@ type botService struct {
 	started   time.Time
 	endpoints []*botEndpoint
 	subs      []*nats.Subscription
+	// The answers to PING and INFO never change: made once, as the
+	// dashboard asks for INFO every 2 s.
+	ping, infoJSON []byte
 
 	mu sync.Mutex // guards the endpoints' counts
 }
@@ -207,6 +209,14 @@ func (r *responder) addService(version, desc string, metadata map[string]string,
 			h(&msgRequest{m: m, s: s, e: e})
 		}
 		r.mu.Unlock()
+	}
+	var err error
+	if s.ping, err = json.Marshal(micro.Ping{ServiceIdentity: s.identity(), Type: micro.PingResponseType}); err == nil {
+		s.infoJSON, err = json.Marshal(s.info())
+	}
+	if err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("describe service: %w", err)
 	}
 	r.mu.Lock()
 	r.services[s.id] = s

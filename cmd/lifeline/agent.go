@@ -86,6 +86,8 @@ Examples:
   lifeline agent --name mybot --heartbeat-timeout 0 -- python3 mybot.py --verbose
   lifeline agent --name worker --nats-url nats://dash.example:4222 -- ./worker
   lifeline agent --nats-url tls://dash-a:4222,tls://dash-b:4222 --nats-nkey agent.nk --nats-ca ca.pem
+  lifeline agent --config fleet.toml          (many bots, one process; SIGHUP re-reads it)
+  lifeline agent --config fleet.toml --check  (exit 0 when good, 2 with file:line and why)
 
 The bus takes no anonymous client. Beside a dashboard started in the same
 directory, the agent logs in with ./data/bus/agent.nk by itself; elsewhere give
