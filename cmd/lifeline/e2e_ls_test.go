@@ -170,7 +170,7 @@ func runBinary(t *testing.T, args ...string) binResult {
 func TestLsFleet(t *testing.T) {
 	s := e2eNewStack(t)
 	s.running()
-	startFleetSim(t, s)
+	startFleetSim(t, s, fleetSize, 5*time.Second)
 	var list []bus.Status
 	e2eWait(t, 30*time.Second, "ls to list 1,001 bots", func() (bool, string) {
 		var raw string
