@@ -90,9 +90,13 @@ func TestHistorySurvivesADashboardRestart(t *testing.T) {
 	first := newTestDashboard(t)
 	stop := mustRun(t, first)
 	nc := connect(t, first)
-	waitForStream(t, connectAs(t, first, bus.LoginOperator))
+	js := waitForStream(t, connectAs(t, first, bus.LoginOperator))
 	publishEvent(t, nc, bus.Event{Time: time.Now().UTC(), Name: "bot", Type: bus.EventCrashed, PID: 42, Reason: "before-restart"})
 	waitFor(t, "event seen live", func() bool { return hasEvent(t, first, "before-restart") })
+	// Stored before the stop: a dashboard that stops gives up what it has
+	// not stored yet (the others received it too), and a loaded machine may
+	// stop it first.
+	waitStored(t, js, []string{"before-restart"})
 	nc.Close()
 	stop()
 
