@@ -61,11 +61,11 @@ func TestFIFOBotOutlivesCaptureAndNextCaptureGetsEverything(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	waitFor(t, 5*time.Second, "first lines", func() bool { return len(c1.Tail(1)) > 0 })
+	waitFor(t, 5*time.Second, "200 lines", func() bool { return len(c1.Tail(200)) == 200 })
 	if err := c1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// No reader for 300 ms: the bot neither dies nor stalls.
+	// No reader for 300 ms: the bot does not die.
 	gapStart := len(readLines(t, cfg.Path))
 	time.Sleep(300 * time.Millisecond)
 	select {
@@ -118,9 +118,9 @@ func TestFIFOBotSurvivesKilledAgent(t *testing.T) {
 		t.Fatalf("agent: %s", sc.Text())
 	}
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
-	waitFor(t, 5*time.Second, "bot output in the log", func() bool {
-		fi, err := os.Stat(cfg.Path)
-		return err == nil && fi.Size() > 0
+	waitFor(t, 5*time.Second, "200 lines in the log", func() bool {
+		b, _ := os.ReadFile(cfg.Path)
+		return strings.Count(string(b), "\n") >= 200
 	})
 	agent.Process.Kill()
 	agent.Wait()

@@ -13,8 +13,13 @@
 // reader itself, so it never gets SIGPIPE or EPIPE when the agent dies, and a
 // new Capture on the same directory reopens the same pipes and carries on
 // with what the bot wrote in between (up to the pipe buffer, 1 MiB on Linux;
-// beyond that the bot's writes wait for a reader). See the package README in
-// /work/notes/logcap.md for the trade-off against plain pipes.
+// beyond that the bot's writes wait for a reader). With plain pipes (no
+// FIFODir, and the only choice off unix) a bot whose agent died gets SIGPIPE
+// on its next write and dies; the next agent then starts a new one.
+//
+// lumberjack starts one goroutine per log that never ends
+// (gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun): goleak users must
+// ignore it.
 package logcap
 
 import (
@@ -27,6 +32,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -265,6 +271,14 @@ func (c *Capture) closeFiles() {
 	}
 }
 
+// After a read smaller than coalesceBelow, the reader waits coalesce before
+// the next one: at most that much latency for the tail, for far fewer
+// system calls when the bot is busy.
+const (
+	coalesce      = 2 * time.Millisecond
+	coalesceBelow = 64 << 10
+)
+
 // read is a stream's goroutine: it never waits on anything but its pipe and
 // the capture's short critical section, so the child is never slowed by a
 // follower.
@@ -276,6 +290,13 @@ func (c *Capture) read(s *stream) {
 			c.consume(s, buf[:n])
 		}
 		if err == nil {
+			if n < coalesceBelow {
+				// A bot printing line by line would otherwise cost us a
+				// wake-up, a read and a file write per line, CPU taken from
+				// the bot; a short nap lets its lines gather in the pipe
+				// (1 MiB holds far more than it writes in that time).
+				time.Sleep(coalesce)
+			}
 			continue
 		}
 		select {
@@ -300,34 +321,38 @@ func (c *Capture) read(s *stream) {
 // consume splits data into lines and takes the whole ones.
 func (c *Capture) consume(s *stream, data []byte) {
 	now := time.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	var ts []byte
 	if c.cfg.Timestamps {
 		ts = now.UTC().AppendFormat(make([]byte, 0, len(Timestamp)+1), Timestamp)
 		ts = append(ts, ' ')
 	}
 	buf := data
-	if len(s.pending) > 0 {
+	if len(s.pending) > 0 { // s.pending is this goroutine's alone
 		buf = append(s.pending, data...)
 	}
-	for {
-		i := bytes.IndexByte(buf, '\n')
-		if i < 0 {
-			break
-		}
-		line := buf[:i]
+	// One string for all the whole lines of this read: each Line's text is
+	// a slice of it, so a bot printing short lines costs one allocation a
+	// read, not one a line.
+	var whole string
+	if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {
+		whole, buf = string(buf[:i+1]), buf[i+1:]
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(whole) > 0 {
+		i := strings.IndexByte(whole, '\n')
+		line := whole[:i]
 		for len(line) > MaxLine {
 			k := cutPoint(line)
 			c.emitLocked(s, line[:k], true, ts, now)
 			line = line[k:]
 		}
 		c.emitLocked(s, line, false, ts, now)
-		buf = buf[i+1:]
+		whole = whole[i+1:]
 	}
 	for len(buf) > MaxLine {
 		k := cutPoint(buf)
-		c.emitLocked(s, buf[:k], true, ts, now)
+		c.emitLocked(s, string(buf[:k]), true, ts, now)
 		buf = buf[k:]
 	}
 	s.pending = append(s.pending[:0], buf...)
@@ -336,7 +361,7 @@ func (c *Capture) consume(s *stream, data []byte) {
 
 // cutPoint is where a line longer than MaxLine is cut: between runes, so
 // each piece stays valid UTF-8.
-func cutPoint(b []byte) int {
+func cutPoint[T string | []byte](b T) int {
 	for j := MaxLine; j > MaxLine-utf8.UTFMax; j-- {
 		if utf8.RuneStart(b[j]) {
 			return j
@@ -346,7 +371,7 @@ func cutPoint(b []byte) int {
 }
 
 // emitLocked adds one line to the file batch, the ring and the followers.
-func (c *Capture) emitLocked(s *stream, text []byte, cut bool, ts []byte, now time.Time) {
+func (c *Capture) emitLocked(s *stream, text string, cut bool, ts []byte, now time.Time) {
 	rec := len(ts) + len(text) + 1
 	if cut {
 		rec += len(contMark)
@@ -363,8 +388,7 @@ func (c *Capture) emitLocked(s *stream, text []byte, cut bool, ts []byte, now ti
 	c.batch = append(c.batch, '\n')
 
 	c.seq++
-	text = bytes.TrimSuffix(text, []byte{'\r'})
-	l := Line{Stream: s.name, Time: now, Text: string(text), Cut: cut, Seq: c.seq}
+	l := Line{Stream: s.name, Time: now, Text: strings.TrimSuffix(text, "\r"), Cut: cut, Seq: c.seq}
 	s.ring[s.next] = l
 	s.next++
 	if s.next == len(s.ring) {

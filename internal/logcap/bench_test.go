@@ -1,0 +1,128 @@
+//go:build unix
+
+package logcap
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchLines is how many lines the "lines" bot writes per run (~2.3 MB).
+const benchLines = 50000
+
+func linesBytes(n int) int64 {
+	var b int64
+	for i := range n {
+		b += int64(len(lineText("out", i)) + 1)
+	}
+	return b
+}
+
+// BenchmarkCaptureThroughput measures a bot printing as fast as it can:
+// "lines" writes each line with its own write(2), as an unbuffered Go bot,
+// or Python with flush=True, does; "lines8k" writes 8 KiB blocks of them,
+// as Python's print to a pipe does by default; "bulk" writes 64 KiB blocks.
+// Each loop runs the bot once per sink, interleaved so the load of a shared
+// machine falls on all alike: /dev/null; a file the bot writes itself
+// (today's agent); a pipe whose reader discards (the floor any pipe sets);
+// the capture; the capture with a follower reading the live tail. Figures
+// are the bot's own measure of its writing time, start-up excluded, and
+// capture/devnull is the ratio the issue asks to keep at 0.9 or more.
+func BenchmarkCaptureThroughput(b *testing.B) {
+	modes := []struct {
+		mode  string
+		n     int
+		bytes int64
+		last  string
+	}{
+		{"lines", benchLines, linesBytes(benchLines), lineText("out", benchLines-1)},
+		{"lines8k", 10 * benchLines, linesBytes(10 * benchLines), lineText("out", 10*benchLines-1)},
+		{"bulk", 200, 200 * 64 << 10, strings.Repeat("y", 63)},
+	}
+	sinks := []string{"devnull", "file", "pipe", "capture", "capture+follower"}
+	for _, m := range modes {
+		b.Run(m.mode, func(b *testing.B) {
+			f, err := openLog(filepath.Join(b.TempDir(), "direct.log"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				b.Fatal(err)
+			}
+			setPipeSize(pw)
+			go io.Copy(io.Discard, pr)
+			defer pr.Close()
+			defer pw.Close()
+			capt := mustNew(b, Config{Path: filepath.Join(b.TempDir(), "bot.log")})
+			followed := mustNew(b, Config{Path: filepath.Join(b.TempDir(), "bot.log")})
+			ch := followed.Follow(b.Context())
+			go func() {
+				for range ch {
+				}
+			}()
+			secs := make(map[string]float64)
+			for b.Loop() {
+				for _, sink := range sinks {
+					var c *Capture
+					switch sink {
+					case "file":
+						c = &Capture{out: &stream{w: f}}
+					case "pipe":
+						c = &Capture{out: &stream{w: pw}}
+					case "capture":
+						c = capt
+					case "capture+follower":
+						c = followed
+					}
+					if c != nil && c.err == nil {
+						c.err = c.out
+					}
+					secs[sink] += childSeconds(b, c, m.mode, m.n)
+					if sink == "capture" || sink == "capture+follower" {
+						// All taken in before the next run.
+						waitFor(b, 10*time.Second, "last line", func() bool {
+							tl := c.Tail(1)
+							return len(tl) == 1 && tl[0].Text == m.last
+						})
+					}
+				}
+			}
+			for _, sink := range sinks {
+				b.ReportMetric(float64(m.bytes)*float64(b.N)/secs[sink]/1e6, sink+"-MB/s")
+			}
+			b.ReportMetric(secs["devnull"]/secs["capture"], "capture/devnull")
+			b.ReportMetric(secs["devnull"]/secs["pipe"], "pipe/devnull")
+		})
+	}
+}
+
+// BenchmarkTailLatency reports how long a line takes from the bot's write
+// to a follower, at 10,000 lines a second.
+func BenchmarkTailLatency(b *testing.B) {
+	var p50, p99 time.Duration
+	for b.Loop() {
+		lat := tailLatencies(b)
+		p50 += percentile(lat, 0.5)
+		p99 += percentile(lat, 0.99)
+	}
+	b.ReportMetric(float64(p50.Microseconds())/float64(b.N), "p50-µs")
+	b.ReportMetric(float64(p99.Microseconds())/float64(b.N), "p99-µs")
+}
+
+// BenchmarkConsume measures the capture's own work on 64 KiB reads of
+// 64-byte lines (split, file batch, ring), without a child or a pipe: the
+// rate above which a bot would wait for the capture.
+func BenchmarkConsume(b *testing.B) {
+	c := mustNew(b, Config{Path: filepath.Join(b.TempDir(), "bot.log"), MaxSize: 1 << 30})
+	block := []byte(strings.Repeat(strings.Repeat("y", 63)+"\n", 1024))
+	b.SetBytes(int64(len(block)))
+	for b.Loop() {
+		c.consume(c.out, block)
+	}
+}
