@@ -201,3 +201,37 @@ func TestLsFleet(t *testing.T) {
 	s.agent.signal(syscall.SIGTERM)
 	s.agent.wait(20 * time.Second)
 }
+
+// TestLsOrderAndTable: problems first in the page's order, then by name;
+// text from the bus cannot move the terminal's cursor or break the columns.
+func TestLsOrderAndTable(t *testing.T) {
+	on := bus.AgentInfo{Connected: true}
+	list := []bus.Status{
+		{Name: "a-run", State: bus.StateRunning, Agent: on},
+		{Name: "b-stopped", State: bus.StateStopped, Agent: on},
+		{Name: "c-noagent", State: bus.StateRunning},
+		{Name: "d-future", State: "sleeping", Agent: on},
+		{Name: "e-hung", State: bus.StateHung, Agent: on},
+		{Name: "f-backoff", State: bus.StateBackoff, Agent: on},
+		{Name: "g-starting", State: bus.StateStarting, Agent: on},
+		{Name: "h-problem", State: bus.StateRunning, Agent: on, Problem: "disk full"},
+		{Name: "a-hung", State: bus.StateHung, Agent: on, Host: "evil\x1b[2J\thost"},
+	}
+	sortProblemsFirst(list)
+	var names []string
+	for _, st := range list {
+		names = append(names, st.Name)
+	}
+	want := "a-hung e-hung f-backoff d-future c-noagent h-problem g-starting b-stopped a-run"
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("order:\n got %s\nwant %s", got, want)
+	}
+	var out strings.Builder
+	writeTable(&out, list)
+	if strings.ContainsAny(out.String(), "\x1b\t") {
+		t.Errorf("table carries control characters: %q", out.String())
+	}
+	if !strings.Contains(out.String(), "evil?[2J?host") || !strings.Contains(out.String(), "running (no agent)") {
+		t.Errorf("table:\n%s", out.String())
+	}
+}

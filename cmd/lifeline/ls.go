@@ -248,15 +248,16 @@ func askAll(ctx context.Context, nc *nats.Conn, found map[string]agentLead) ([]b
 }
 
 // problemRank orders states for people who look for trouble: the worst
-// first, running last.
+// first, running last. The page orders its list the same way.
 func problemRank(st bus.Status) int {
 	switch st.State {
 	case bus.StateHung:
 		return 0
 	case bus.StateBackoff:
 		return 1
-	case bus.StateUnknown:
-		return 2
+	case bus.StateStarting, bus.StateStopping, bus.StateStopped, bus.StateRunning:
+	default:
+		return 2 // unknown, or a state this version does not know
 	}
 	if !st.Agent.Connected || st.Problem != "" {
 		return 3
@@ -268,10 +269,8 @@ func problemRank(st bus.Status) int {
 		return 5
 	case bus.StateStopped:
 		return 6
-	case bus.StateRunning:
-		return 8
 	}
-	return 7 // a state this version does not know
+	return 8
 }
 
 // sortProblemsFirst sorts list by problemRank, then by name.

@@ -50,10 +50,10 @@
   };
 
   function stateLabel(state) {
-    return STATE_LABEL[state] || "Unknown";
+    return (Object.hasOwn(STATE_LABEL, state) && STATE_LABEL[state]) || "Unknown";
   }
   function stateClass(state) {
-    return STATE_CLASS[state] || "state-unknown";
+    return (Object.hasOwn(STATE_CLASS, state) && STATE_CLASS[state]) || "state-unknown";
   }
   function capitalize(s) {
     return s.charAt(0).toUpperCase() + s.slice(1);
@@ -301,7 +301,8 @@
   const RANK = { hung: 0, backoff: 1, unknown: 2, starting: 4, stopping: 5, stopped: 6, running: 8 };
   const PROBLEM = 3;
   function problemRank(st) {
-    const r = RANK[st.state];
+    // Own keys only: a state such as "constructor" from the bus is unknown.
+    const r = Object.hasOwn(RANK, st.state) ? RANK[st.state] : undefined;
     if (r === undefined || r < PROBLEM) return r === undefined ? RANK.unknown : r;
     if (!st.agent || !st.agent.connected || st.problem) return PROBLEM;
     return r;
