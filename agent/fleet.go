@@ -355,15 +355,28 @@ func (f *Fleet) Reload(bots []Agent) error {
 			retired = append(retired, m)
 		}
 	}
-	// A bot still held by a retired member may move to a PID file another
-	// retired member holds: only the added bots' locks are taken up front.
+	// An added bot may take the PID file of a retired one (a bot renamed):
+	// its lock is taken once that one is gone, like a changed bot's. One
+	// that a kept bot holds is refused now.
+	var fresh []Agent
 	for _, c := range added {
+		moved := false
 		for _, m := range old {
-			if pidKey(m.cfg.PIDFile) == pidKey(c.PIDFile) && keep[m.cfg.Name] && !slices.ContainsFunc(retired, func(r *member) bool { return r == m }) {
+			if pidKey(m.cfg.PIDFile) != pidKey(c.PIDFile) {
+				continue
+			}
+			if !slices.Contains(retired, m) {
 				return fmt.Errorf("%s %w: %q and %q", c.PIDFile, ErrDuplicatePIDFile, m.cfg.Name, c.Name)
 			}
+			moved = true
+		}
+		if moved {
+			changed = append(changed, c)
+		} else {
+			fresh = append(fresh, c)
 		}
 	}
+	added = fresh
 	locks, err := claim(added)
 	if err != nil {
 		return err
