@@ -59,9 +59,14 @@ func e2eNewFleet(t *testing.T, bots map[string]string) *e2eFleet {
 	f.nc = s.connect()
 	f.writeConfig(fleetConfig(bots))
 	t.Cleanup(func() {
-		// Bots outlive a killed agent by design; not the test.
-		for _, name := range slices.Collect(maps.Keys(bots)) {
-			if pid, err := f.pidOf(name); err == nil {
+		// Bots outlive a killed agent by design; not the test. Those a
+		// reload added count too.
+		files, _ := filepath.Glob(f.data("*.pid"))
+		for _, file := range files {
+			if strings.HasSuffix(file, ".agent.pid") {
+				continue
+			}
+			if pid, err := f.pidOf(strings.TrimSuffix(filepath.Base(file), ".pid")); err == nil {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
