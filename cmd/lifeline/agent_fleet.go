@@ -23,6 +23,8 @@ var errBusChanged = errors.New("nats_url, nats_ca or nats_nkey changed; restart 
 // runFleet supervises every bot of the --config file in this process
 // (`lifeline agent --config FILE`), or only checks the file (--check).
 func (c *AgentCommand) runFleet(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the SIGHUP watcher, whatever Run returns
 	// Caught from the start, so that a SIGHUP sent while the bots start
 	// reloads instead of killing the agent.
 	hup := make(chan os.Signal, 1)
