@@ -50,6 +50,7 @@ func fleetAgent(c config, w io.Writer) error {
 	}
 	defer pr.close()
 	defer func() { reap(pr.reported(), c.tinybot) }()
+	c.exit.add(func() { reap(pr.reported(), c.tinybot) })
 	direct := &results{}
 	if err := measureDirect(c, pr, direct); err != nil {
 		return err
@@ -59,6 +60,7 @@ func fleetAgent(c config, w io.Writer) error {
 		return err
 	}
 	defer lp.Close()
+	c.exit.add(lp.Close)
 	if !lp.hasConfig {
 		fmt.Fprintf(w, "One agent with %d bots: skipped, this lifeline's agent has no --config\n\n", c.bots)
 		return nil
@@ -376,6 +378,7 @@ func fleetDashboard(c config, w io.Writer) error {
 		return err
 	}
 	defer lp.Close()
+	c.exit.add(lp.Close)
 	page, err := waitFileLine(filepath.Join(lp.dir, "dashboard.out"), "page:", 5*time.Second)
 	if err != nil {
 		return err

@@ -14,10 +14,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -39,6 +41,29 @@ type config struct {
 	fleetBots, streamClients    int
 	fleetWindow, streamDuration time.Duration
 	push                        bool
+	exit                        *onExit
+}
+
+// onExit holds what an interrupted run must clean up, so that no daemon,
+// PM2 God or bot of the run outlives it.
+type onExit struct {
+	mu  sync.Mutex
+	fns []func()
+}
+
+func (o *onExit) add(f func()) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.fns = append(o.fns, f)
+}
+
+func (o *onExit) run() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := len(o.fns) - 1; i >= 0; i-- {
+		o.fns[i]()
+	}
+	o.fns = nil
 }
 
 func main() {
@@ -81,6 +106,16 @@ func run(c config, fleet bool) error {
 		fmt.Fprintln(os.Stderr, "bench: keeping", work)
 	}
 	c.work = work
+	c.exit = &onExit{}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		fmt.Fprintln(os.Stderr, "bench: interrupted; stopping what the run started")
+		c.exit.run()
+		os.RemoveAll(work)
+		os.Exit(130)
+	}()
 	if err := build(&c); err != nil {
 		return err
 	}
@@ -188,6 +223,7 @@ func runSideBySide(c config, w io.Writer) error {
 	}
 	defer pr.close()
 	defer func() { reap(pr.reported(), c.tinybot) }()
+	c.exit.add(func() { reap(pr.reported(), c.tinybot) })
 
 	fmt.Fprintf(w, "lifeline side by side: %s\n", hostLine(c))
 	base := &results{}
@@ -212,6 +248,7 @@ func runSideBySide(c config, w io.Writer) error {
 			fmt.Fprintf(os.Stderr, "bench: %s skipped: %s\n", peerTitle(name), skip)
 			continue
 		}
+		c.exit.add(p.Close)
 		fmt.Fprintf(os.Stderr, "bench: measuring %s (n=%d, %d bots)...\n", p.Name(), c.n, c.bots)
 		r.err = measure(c, p, pr, r)
 		if lp, ok := p.(*lifelinePeer); ok && lp.dash.Process != nil {

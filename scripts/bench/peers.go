@@ -32,6 +32,12 @@ type peer interface {
 	Close()
 }
 
+// diesWithHarness makes a daemon stop (SIGTERM: gracefully, with its
+// bots) if the harness dies without stopping it.
+func diesWithHarness() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+}
+
 // killWait stops a child process with sig and waits for it.
 func killWait(cmd *exec.Cmd, sig syscall.Signal, timeout time.Duration) {
 	if cmd == nil || cmd.Process == nil {
@@ -77,6 +83,7 @@ func newLifeline(bin, bot, dir, sock string) (*lifelinePeer, error) {
 	defer out.Close()
 	p.dash = exec.Command(bin, "dashboard", "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--data", "data")
 	p.dash.Dir, p.dash.Env, p.dash.Stdout, p.dash.Stderr = dir, cleanEnv(), out, out
+	p.dash.SysProcAttr = diesWithHarness()
 	if err := p.dash.Start(); err != nil {
 		return nil, fmt.Errorf("start dashboard: %w", err)
 	}
@@ -93,6 +100,7 @@ func (p *lifelinePeer) Name() string { return "lifeline" }
 func (p *lifelinePeer) agentCmd(args ...string) *exec.Cmd {
 	cmd := exec.Command(p.bin, append([]string{"agent", "--nats-url", p.natsURL, "--stop-bot-on-exit"}, args...)...)
 	cmd.Dir, cmd.Env = p.dir, cleanEnv("BENCH_SOCK="+p.sock)
+	cmd.SysProcAttr = diesWithHarness()
 	return cmd
 }
 
@@ -221,6 +229,7 @@ serverurl=unix://%[1]s/supervisor.sock
 	}
 	p.daemon = exec.Command(p.supervisord, "-c", p.conf)
 	p.daemon.Env = cleanEnv()
+	p.daemon.SysProcAttr = diesWithHarness()
 	if err := p.daemon.Start(); err != nil {
 		return fmt.Errorf("start supervisord: %w", err)
 	}
