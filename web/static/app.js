@@ -11,6 +11,12 @@
   // more": a fleet of 10,000 stays one small table, problems on top, and
   // the filter finds the rest.
   const PAGE_ROWS = 200;
+  // Sorting a big fleet again costs milliseconds: while bots keep changing
+  // state, the list is re-sorted at most once per 20 times what the last
+  // sort took (capped at this), so sorting never takes over the page. Rows
+  // shown still update every frame; what the operator asks for (filter,
+  // grouping, show more) sorts at once.
+  const ORDER_MAX_DELAY_MS = 1000;
   const RETRY_MIN_MS = 1000;
   const RETRY_MAX_MS = 5000;
 
@@ -289,6 +295,8 @@
     problems: 0,
     shown: 0,
     orderDirty: true,
+    urgent: true, // sort at the next frame, whatever the last sort cost
+    nextOrder: 0, // performance.now() before which a sort waits
     dirtyRows: new Set(), // names whose row text may have changed
     cardDirty: true,
     frame: 0,
@@ -328,9 +336,8 @@
     page.bots.set(st.name, entry);
     if (!prev || prev.rank !== entry.rank || prev.host !== entry.host || prev.state !== entry.state) {
       view.orderDirty = true; // its place in the list, or whether it matches, may change
-    } else {
-      view.dirtyRows.add(st.name);
     }
+    view.dirtyRows.add(st.name);
     if (st.name === page.defaultBot) view.cardDirty = true;
     schedule();
   }
@@ -340,7 +347,14 @@
   function schedule() {
     if (view.frame) return;
     view.frame = requestAnimationFrame(flush);
-    view.timer = setTimeout(flush, 250);
+    if (!view.timer) view.timer = setTimeout(flush, 250);
+  }
+
+  // reorder asks for a sort at the next frame: the operator is waiting.
+  function reorder() {
+    view.orderDirty = true;
+    view.urgent = true;
+    schedule();
   }
 
   function flush() {
@@ -349,11 +363,21 @@
     view.frame = 0;
     view.timer = 0;
     if (view.orderDirty) {
-      view.orderDirty = false;
-      view.dirtyRows.clear();
-      rebuildView();
-      renderList();
-    } else if (view.dirtyRows.size > 0) {
+      const now = performance.now();
+      if (view.urgent || now >= view.nextOrder) {
+        view.orderDirty = false;
+        view.urgent = false;
+        view.dirtyRows.clear(); // renderList writes every row it shows
+        rebuildView();
+        renderList();
+        const took = performance.now() - now;
+        view.nextOrder = performance.now() + Math.min(ORDER_MAX_DELAY_MS, took * 20);
+        $("bots-table").dataset.sortMs = took.toFixed(1);
+      } else {
+        view.timer = setTimeout(flush, view.nextOrder - now); // the sort waits its turn
+      }
+    }
+    if (view.dirtyRows.size > 0) {
       for (const name of view.dirtyRows) {
         const row = rows.get(name);
         const entry = page.bots.get(name);
@@ -736,6 +760,7 @@
   // busy state or the login's role changed.
   function render() {
     view.orderDirty = true;
+    view.urgent = true;
     view.cardDirty = true;
     flush();
     renderButtons();
@@ -983,15 +1008,13 @@
       view.filter = filter.value;
       view.group = $("bots-group").checked;
       view.limit = PAGE_ROWS;
-      view.orderDirty = true;
-      schedule();
+      reorder();
     };
     filter.addEventListener("input", refilter);
     $("bots-group").addEventListener("change", refilter);
     $("bots-more").addEventListener("click", () => {
       view.limit += PAGE_ROWS;
-      view.orderDirty = true;
-      schedule();
+      reorder();
     });
     start();
   });
