@@ -512,7 +512,7 @@ func printTable(c config, w io.Writer, base *results, order []string, all map[st
 				if best > 0 {
 					ratio = fmt.Sprintf("x%.1f", m/best)
 				} else if m > 0 {
-					ratio = "x-"
+					ratio = "best is 0"
 				}
 				cell = fmtValue(m, unit) + " (" + ratio + ")"
 			}
