@@ -109,7 +109,17 @@ func LoadConfig(path string) (*FileConfig, error) {
 	return ParseConfig(path, data)
 }
 
-var tomlLine = regexp.MustCompile(`^toml: line (\d+)`)
+// tomlLine finds the line in a decoding error that is not a ParseError. It
+// is compiled when needed: every lifeline process links this package, few
+// read a config file.
+func tomlLine(msg string) int {
+	m := regexp.MustCompile(`^toml: line (\d+)`).FindStringSubmatch(msg)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
 
 // ParseConfig is LoadConfig of data read from path.
 func ParseConfig(path string, data []byte) (*FileConfig, error) {
@@ -126,11 +136,7 @@ func ParseConfig(path string, data []byte) (*FileConfig, error) {
 		return fail(pe.Position.Line, errors.New(msg))
 	}
 	if err != nil {
-		line := 0
-		if m := tomlLine.FindStringSubmatch(err.Error()); m != nil {
-			line, _ = strconv.Atoi(m[1])
-		}
-		return fail(line, errors.New(strings.TrimPrefix(err.Error(), "toml: ")))
+		return fail(tomlLine(err.Error()), errors.New(strings.TrimPrefix(err.Error(), "toml: ")))
 	}
 	lines := indexKeys(data)
 	if bad := md.Undecoded(); len(bad) > 0 {

@@ -196,7 +196,8 @@ func (f *Fleet) Run(ctx context.Context) error {
 	if err := checkNoOtherAgents(nc, bots); err != nil {
 		return err
 	}
-	resp, err := newResponder(nc, f.Logger)
+	// Sized for the bots of the start: a fleet grown by reloads shares it.
+	resp, err := newResponder(nc, f.Logger, len(members))
 	if err != nil {
 		return err
 	}

@@ -35,14 +35,20 @@ type responder struct {
 	shared   []*nats.Subscription
 }
 
-// responderQueue is the messages waiting for the responder's goroutine;
-// beyond it the connection drops them and reports a slow consumer.
-const responderQueue = 4096
+// The responder's queue holds the messages waiting for its goroutine, per
+// bot (a dashboard asks each for status and INFO at once, while heartbeats
+// arrive), within bounds; beyond it the connection drops them and reports a
+// slow consumer.
+const (
+	responderQueuePerBot = 32
+	responderQueueMin    = 256
+	responderQueueMax    = 16384
+)
 
-func newResponder(nc *nats.Conn, log *slog.Logger) (*responder, error) {
+func newResponder(nc *nats.Conn, log *slog.Logger, bots int) (*responder, error) {
 	r := &responder{
 		nc: nc, log: log,
-		msgs:     make(chan *nats.Msg, responderQueue),
+		msgs:     make(chan *nats.Msg, min(max(responderQueueMin, bots*responderQueuePerBot), responderQueueMax)),
 		done:     make(chan struct{}),
 		services: map[string]*botService{},
 		routes:   map[string]func(*nats.Msg){},
