@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -469,7 +470,7 @@ func fleetStreams(c config, w io.Writer, api dashAPI, s *sim, dash []int) error 
 	// streamClient reads one live stream until it ends: true when the
 	// dashboard ended it, false when the harness did.
 	streamClient := func(body io.Reader, last map[string]int64, mine *[]float64) bool {
-		r := bufio.NewReaderSize(body, 64<<10)
+		r := bufio.NewReaderSize(body, 1<<20)
 		for {
 			line, err := r.ReadSlice('\n')
 			readBytes.Add(int64(len(line)))
@@ -478,28 +479,22 @@ func fleetStreams(c config, w io.Writer, api dashAPI, s *sim, dash []int) error 
 				defer bodiesMu.Unlock()
 				return !closing
 			}
-			if !bytes.HasPrefix(line, []byte("data: ")) || !bytes.Contains(line, []byte(`"bench_seq"`)) {
+			if !bytes.Contains(line, []byte(`"bench_seq"`)) {
 				continue
 			}
 			at := time.Now()
-			var st bus.Status
-			if json.Unmarshal(line[len("data: "):], &st) != nil {
-				continue
-			}
-			// The first sighting of a bot on a stream is the snapshot
-			// sent on connecting, not a heartbeat arriving: no sample.
-			seq := st.Stats["bench_seq"]
-			prev, seen := last[st.Name]
-			if seq <= prev {
-				continue
-			}
-			last[st.Name] = seq
-			if !seen {
-				continue
-			}
-			if t, ok := s.published(st.Name, seq); ok && sampling.Load() {
-				*mine = append(*mine, ms(at.Sub(t)))
-			}
+			probeSeqs(line, func(name string, seq int64) {
+				// The first sighting of a bot on a stream is the snapshot
+				// sent on connecting, not a heartbeat arriving: no sample.
+				prev, seen := last[name]
+				if seq <= prev {
+					return
+				}
+				last[name] = seq
+				if t, ok := s.published(name, seq); ok && seen && sampling.Load() {
+					*mine = append(*mine, ms(at.Sub(t)))
+				}
+			})
 		}
 	}
 	for range c.streamClients {
@@ -600,4 +595,31 @@ func openStream(api dashAPI) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("open stream: HTTP %d", resp.StatusCode)
 	}
 	return resp.Body, nil
+}
+
+// probeSeqs calls f with each probe heartbeat in one SSE data line, one
+// status or a batch of them: every "bench_seq" with the name of its status
+// object (the nearest "name" before it: a status holds no other). It scans
+// rather than decodes, as a client at fleet size gets thousands a second.
+func probeSeqs(line []byte, f func(name string, seq int64)) {
+	key, nameKey := []byte(`"bench_seq":`), []byte(`"name":"`)
+	for i := 0; ; {
+		j := bytes.Index(line[i:], key)
+		if j < 0 {
+			return
+		}
+		j += i
+		end := j + len(key)
+		for end < len(line) && line[end] >= '0' && line[end] <= '9' {
+			end++
+		}
+		seq, err := strconv.ParseInt(string(line[j+len(key):end]), 10, 64)
+		if n := bytes.LastIndex(line[:j], nameKey); err == nil && n >= 0 {
+			n += len(nameKey)
+			if q := bytes.IndexByte(line[n:j], '"'); q >= 0 {
+				f(string(line[n:n+q]), seq)
+			}
+		}
+		i = end
+	}
 }

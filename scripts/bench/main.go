@@ -86,8 +86,16 @@ func main() {
 	flag.BoolVar(&c.push, "push", false, "fleet: also grow the fleet until the dashboard needs a whole core")
 	flag.Parse()
 	if c.smoke {
-		c.n, c.bots, c.cpuWindow, c.settle = 2, 3, time.Second, 300*time.Millisecond
-		c.fleetBots, c.streamClients, c.fleetWindow, c.streamDuration = 200, 20, 2*time.Second, 3*time.Second
+		// Short everything, except what the command line set itself.
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		smoke := map[string]string{"n": "2", "bots": "3", "cpu-window": "1s", "settle": "300ms",
+			"fleet-bots": "200", "stream-clients": "20", "fleet-window": "2s", "stream-duration": "3s"}
+		for name, v := range smoke {
+			if !set[name] {
+				flag.Set(name, v)
+			}
+		}
 	}
 	if err := run(c, *fleet); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
