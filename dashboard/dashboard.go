@@ -455,6 +455,7 @@ func (d *Dashboard) Run(ctx context.Context) error {
 		serveErr = d.app.Listener(d.ln, fiber.ListenConfig{DisableStartupMessage: true})
 	})
 	wg.Go(w.poll)
+	wg.Go(func() { d.state.runFlusher(runCtx) })
 	if !d.cfg.NoHistory {
 		wg.Go(func() { hist.Run(runCtx) })
 	}

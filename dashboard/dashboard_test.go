@@ -656,7 +656,7 @@ func TestStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := nextEvent(t, events, "status of the heartbeating bot", statusEvent("beater", bus.StateRunning))
-	st, _ := bus.DecodeStatus([]byte(ev.data))
+	st, _ := findStatus(ev, "beater", "")
 	if st.PID != 4242 || st.Agent.Connected {
 		t.Errorf("status from heartbeat: %+v", st)
 	}

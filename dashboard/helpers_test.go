@@ -370,6 +370,7 @@ func openStream(t *testing.T, td *testDashboard) <-chan sseEvent {
 		defer close(done)
 		defer close(ch)
 		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 16<<20) // a snapshot chunk of a big fleet is one long line
 		var ev sseEvent
 		for sc.Scan() {
 			line := sc.Text()
@@ -412,12 +413,28 @@ func nextEvent(t *testing.T, ch <-chan sseEvent, what string, match func(sseEven
 	}
 }
 
+// statusEvent matches a "statuses" event holding the bot's status, in the
+// given state unless that is empty.
 func statusEvent(name string, state bus.State) func(sseEvent) bool {
 	return func(ev sseEvent) bool {
-		if ev.name != "status" {
-			return false
-		}
-		st, err := bus.DecodeStatus([]byte(ev.data))
-		return err == nil && st.Name == name && (state == "" || st.State == state)
+		_, ok := findStatus(ev, name, state)
+		return ok
 	}
+}
+
+// findStatus returns the bot's status from a "statuses" event.
+func findStatus(ev sseEvent, name string, state bus.State) (bus.Status, bool) {
+	if ev.name != "statuses" {
+		return bus.Status{}, false
+	}
+	var list []bus.Status
+	if err := json.Unmarshal([]byte(ev.data), &list); err != nil {
+		return bus.Status{}, false
+	}
+	for _, st := range list {
+		if st.Name == name && (state == "" || st.State == state) {
+			return st, true
+		}
+	}
+	return bus.Status{}, false
 }

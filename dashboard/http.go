@@ -378,9 +378,10 @@ func (d *Dashboard) handleCommand(c fiber.Ctx, name, op string) error {
 	return c.JSON(reply)
 }
 
-// handleStream serves server-sent events: a "status" event per bot at once,
-// then one whenever a status changes, and an "event" event per lifecycle
-// event.
+// handleStream serves server-sent events: "statuses" events (each a JSON
+// array of statuses) holding every bot at once, then one per flush holding
+// the bots that changed (see state.flush), and an "event" event per
+// lifecycle event.
 //
 // Streams are capped per browser session (session.MaxStreamsPerSession), per token
 // given as Bearer (session.MaxStreamsPerBearer) and in all (session.MaxStreamsTotal), as

@@ -1,9 +1,11 @@
 package dashboard
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,15 +19,16 @@ import (
 // far above any real fleet, and reaching it is logged.
 const (
 	// botExpiry is how long a bot is kept without a heartbeat, an event or
-	// an answer from its agent. An agent is asked every pollInterval, so a
-	// bot whose agent answers is never forgotten.
+	// an answer from its agent. An agent is asked at least every half of it
+	// (see due), so a bot whose agent answers is never forgotten.
 	botExpiry   = 2 * time.Minute
 	botTableCap = 100_000
 )
 
 // state is what the dashboard knows about every bot, plus the live-stream
 // subscribers that hear about changes. One mutex guards it all, so a stream's
-// snapshot and the updates after it never miss or repeat a change.
+// snapshot and the updates after it never miss a change (a status may come
+// twice, the same both times).
 type state struct {
 	mu         sync.Mutex
 	defaultBot string
@@ -37,6 +40,12 @@ type state struct {
 	events     []bus.Event // oldest first, at most maxEvents
 	bad        int64       // undecodable heartbeats and events
 	subs       map[*subscriber]struct{}
+	dirty      []string      // bots marked dirty since the last flush
+	ageQueue   []string      // bots with a time-only change not yet sent, oldest first
+	ageBudget  int           // ageBudget; other values in tests
+	ageCredit  float64       // time-only statuses the next flush may send
+	lastFlush  time.Time     // when the last flush ran
+	wake       chan struct{} // a flush is wanted
 	closing    bool
 	streams    sync.WaitGroup // one per live stream writer
 	now        func() time.Time
@@ -49,8 +58,24 @@ type botState struct {
 	agent   *bus.Status    // last answer of the agent, kept for restarts and last exit
 	agentAt time.Time      // when it arrived
 	agentOK bool           // whether the agent answered the last question
-	sent    []byte         // fingerprint of the status last sent to streams
+	fresh   bool           // whether hb was fresh when last looked at
+
+	// What the streams were sent, see flush.
+	dirty     bool      // listed in state.dirty
+	ageQueued bool      // listed in state.ageQueue
+	sent      []byte    // fingerprint of the status last sent to streams
+	sentHB    time.Time // hbAt of the status last sent
+	js        []byte    // the status marshalled at jsAt; nil once it changed
+	jsAt      time.Time
+
+	askedAt time.Time // when the watcher last chose to ask its agent
+	misses  int       // questions in a row its agent let time out
 }
+
+// missesAllowed is how many questions in a row an agent may let time out
+// before its bot shows "no agent": on a busy bus one late answer is no news,
+// while "no responders" from the bus is, at once.
+const missesAllowed = 1
 
 // sseMsg is one server-sent event.
 type sseMsg struct {
@@ -80,6 +105,8 @@ func newState(defaultBot string) *state {
 		expiry:     botExpiry,
 		maxBots:    botTableCap,
 		log:        slog.Default(),
+		ageBudget:  ageBudget,
+		wake:       make(chan struct{}, 1),
 	}
 	st.bots[defaultBot] = &botState{seen: st.now()}
 	return st
@@ -154,21 +181,43 @@ func (s *state) names() []string {
 	return names
 }
 
-// supervised returns the default bot and every bot whose agent has answered
-// at least once: those the poll keeps asking. A bot known from heartbeats
-// alone was asked when it appeared, and an agent that starts for it later is
-// found by discovery; asking every made-up name again each poll would let a
-// flood of them multiply into requests.
-func (s *state) supervised() []string {
+// due returns the bots whose agent the poll should ask again, most
+// overdue first and at most limit, and counts them as asked now: the default
+// bot and every bot whose agent has answered at least once, every
+// supervised; a bot known from heartbeats or events alone, every agentless
+// (an agent may have started for it since). A flood of made-up names thus
+// costs at most limit requests a round, and dilutes nothing for long.
+func (s *state) due(supervised, agentless time.Duration, limit int) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names := []string{s.defaultBot}
+	now := s.now()
+	// However big the table, each is asked within half the expiry.
+	limit = max(limit, len(s.bots)*int(pollInterval/time.Millisecond)/int(max(s.expiry/2/time.Millisecond, 1))+1)
+	type cand struct {
+		name string
+		at   time.Time // when it became due
+	}
+	var cands []cand
 	for n, b := range s.bots {
-		if b.agent != nil && n != s.defaultBot {
-			names = append(names, n)
+		every := agentless
+		if b.agent != nil || n == s.defaultBot {
+			every = supervised
+		}
+		if at := b.askedAt.Add(every); !now.Before(at) {
+			cands = append(cands, cand{n, at})
 		}
 	}
-	slices.Sort(names)
+	slices.SortFunc(cands, func(a, b cand) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	names := make([]string, 0, min(limit, len(cands)))
+	for _, c := range cands[:min(limit, len(cands))] {
+		s.bots[c.name].askedAt = now
+		names = append(names, c.name)
+	}
 	return names
 }
 
@@ -202,7 +251,7 @@ func (s *state) heartbeat(hb bus.Heartbeat) (isNew bool) {
 	if b == nil {
 		return false
 	}
-	b.hb, b.hbAt, b.seen = &hb, s.now(), s.now()
+	b.hb, b.hbAt, b.seen, b.fresh = &hb, s.now(), s.now(), true
 	s.publishLocked(hb.Name, b)
 	return !had
 }
@@ -322,6 +371,8 @@ func (s *state) agentAnswer(name string, st *bus.Status) (isNew bool) {
 	if b == nil {
 		return false
 	}
+	b.askedAt = s.now()
+	b.misses = 0
 	if st != nil {
 		b.agent, b.agentAt, b.agentOK, b.seen = st, s.now(), true, s.now()
 	} else {
@@ -331,14 +382,35 @@ func (s *state) agentAnswer(name string, st *bus.Status) (isNew bool) {
 	return !known
 }
 
-// tick forgets silent bots and re-evaluates the others, so a heartbeat going
-// stale is noticed even when nothing arrives.
+// agentLate records that the bot's agent let a question time out. It counts
+// as silence only after missesAllowed such in a row.
+func (s *state) agentLate(name string) {
+	s.mu.Lock()
+	b, ok := s.bots[name]
+	if ok && b.agentOK && b.misses < missesAllowed {
+		b.misses++
+		b.askedAt = s.now()
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.agentAnswer(name, nil)
+}
+
+// tick forgets silent bots and marks those whose heartbeat went stale, so
+// that it is noticed even when nothing arrives. Only freshness changes a
+// status with time alone (its age aside, which the page counts on itself).
 func (s *state) tick() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expireLocked()
+	now := s.now()
 	for name, b := range s.bots {
-		s.publishLocked(name, b)
+		fresh := b.hb != nil && now.Sub(b.hbAt) < heartbeatFresh
+		if fresh != b.fresh {
+			b.fresh = fresh
+			s.publishLocked(name, b)
+		}
 	}
 }
 
@@ -417,24 +489,173 @@ func effective(name string, b *botState, now time.Time) bus.Status {
 	return st
 }
 
-// fingerprint is the status without its ever-growing heartbeat age, so only
-// real changes reach the streams.
+// Live streams get what changed, not every message: a heartbeat or an
+// agent's answer only marks its bot dirty, and a flush, at most
+// flushInterval after the first mark, turns the dirty bots whose status
+// really changed into one "statuses" event (a JSON array), marshalled once
+// and shared by every stream. A burst of heartbeats from one bot is one
+// entry, and 10,000 bots at 1 Hz cost each stream about 20 events a second
+// rather than 10,000.
+//
+// A status that differs only in when the last heartbeat came (the page
+// shows its age, which it counts on by itself from the last status) is
+// "time-only": sending each would cost every stream every heartbeat of
+// every bot. Those go out oldest first, within ageBudget a second: a small
+// fleet still sees every heartbeat, a big one sees each bot's age put right
+// every few tens of seconds, and any real change (state, PID, stats, agent)
+// at once.
+const (
+	// flushInterval is how long a change may wait for others to share its
+	// event: half the 100 ms a change may take to reach a stream.
+	flushInterval = 50 * time.Millisecond
+	// ageBudget is how many time-only statuses a second the streams get.
+	ageBudget = 100
+	// snapshotChunk is how many statuses one event of a snapshot holds, so
+	// that a big fleet's snapshot is not one line of megabytes.
+	snapshotChunk = 256
+	// cacheFresh is how old a bot's marshalled status may be and still be
+	// sent in a snapshot: reconnecting streams share the work, and the page
+	// counts the heartbeat age on from when the status came, so the age it
+	// shows is at most this much short.
+	cacheFresh = 500 * time.Millisecond
+)
+
+// fingerprint is the status without when the last heartbeat came (and its
+// age): what makes a change more than time-only.
 func fingerprint(st bus.Status) []byte {
-	st.HeartbeatAgeMS = nil
+	st.HeartbeatAgeMS, st.LastHeartbeatAt = nil, nil
 	b, _ := json.Marshal(st)
 	return b
 }
 
+// publishLocked marks the bot's status as possibly changed for the next
+// flush.
 func (s *state) publishLocked(name string, b *botState) {
-	st := effective(name, b, s.now())
-	fp := fingerprint(st)
-	if string(fp) == string(b.sent) {
+	b.js = nil // its marshalled status is out of date
+	if b.dirty {
 		return
 	}
-	b.sent = fp
-	s.broadcastLocked(sseMsg{event: "status", data: bus.Encode(st)})
+	b.dirty = true
+	s.dirty = append(s.dirty, name)
+	s.wakeLocked()
 }
 
+// wakeLocked tells the flusher there is something to flush.
+func (s *state) wakeLocked() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// encodeLocked returns the bot's status as JSON, marshalling it only when it
+// changed or the cached one is older than maxAge.
+func (s *state) encodeLocked(name string, b *botState, now time.Time, maxAge time.Duration) []byte {
+	if b.js == nil || now.Sub(b.jsAt) > maxAge {
+		b.js, b.jsAt = bus.Encode(effective(name, b, now)), now
+	}
+	return b.js
+}
+
+// runFlusher flushes dirty bots to the streams, flushInterval after the
+// first change, until ctx ends.
+func (s *state) runFlusher(ctx context.Context) {
+	t := time.NewTimer(0)
+	<-t.C
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		}
+		t.Reset(flushInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		s.flush()
+	}
+}
+
+// flush sends every dirty bot whose status changed, and time-only changes
+// within the budget, as one event to every stream.
+func (s *state) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	var batch [][]byte
+	for _, name := range s.dirty {
+		b, ok := s.bots[name]
+		if !ok || !b.dirty {
+			continue // forgotten meanwhile
+		}
+		b.dirty = false
+		st := effective(name, b, now)
+		fp := fingerprint(st)
+		switch {
+		case string(fp) != string(b.sent):
+			b.sent, b.sentHB = fp, b.hbAt
+			batch = append(batch, s.encodeLocked(name, b, now, 0))
+		case !b.hbAt.Equal(b.sentHB) && !b.ageQueued:
+			b.ageQueued = true
+			s.ageQueue = append(s.ageQueue, name)
+		}
+	}
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+	// Time-only changes, oldest first, as many as the budget allows since
+	// the last flush.
+	elapsed := now.Sub(s.lastFlush)
+	if s.lastFlush.IsZero() || elapsed > time.Second {
+		elapsed = time.Second
+	}
+	s.lastFlush = now
+	s.ageCredit = min(s.ageCredit+float64(s.ageBudget)*elapsed.Seconds(), float64(max(s.ageBudget, 1)))
+	n := 0
+	for ; n < len(s.ageQueue) && s.ageCredit >= 1; n++ {
+		name := s.ageQueue[n]
+		b, ok := s.bots[name]
+		if !ok || !b.ageQueued {
+			continue
+		}
+		b.ageQueued = false
+		if b.hbAt.Equal(b.sentHB) {
+			continue // sent meanwhile with a real change
+		}
+		s.ageCredit--
+		b.sentHB = b.hbAt
+		batch = append(batch, s.encodeLocked(name, b, now, 0))
+	}
+	s.ageQueue = slices.Delete(s.ageQueue, 0, n)
+	if len(s.ageQueue) > 0 {
+		s.wakeLocked() // the rest at the next flush
+	}
+	if len(batch) > 0 {
+		s.broadcastLocked(sseMsg{event: "statuses", data: joinJSON(batch)})
+	}
+}
+
+// joinJSON makes one JSON array of the encoded values.
+func joinJSON(items [][]byte) []byte {
+	n := 2
+	for _, it := range items {
+		n += len(it) + 1
+	}
+	out := make([]byte, 0, n)
+	out = append(out, '[')
+	for i, it := range items {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, it...)
+	}
+	return append(out, ']')
+}
+
+// broadcastLocked hands m to every stream without waiting: a stream whose
+// buffer is full is dropped, and its browser reconnects for a snapshot.
 func (s *state) broadcastLocked(m sseMsg) {
 	for sub := range s.subs {
 		select {
@@ -458,15 +679,21 @@ func (s *state) subscribe() (*subscriber, []sseMsg) {
 	s.streams.Add(1)
 	sub := &subscriber{ch: make(chan sseMsg, subscriberBuffer), done: make(chan struct{})}
 	s.subs[sub] = struct{}{}
+	// The snapshot is sent after the statuses already flushed, and before
+	// those of the next flush, which holds every change since.
 	now := s.now()
 	names := make([]string, 0, len(s.bots))
 	for n := range s.bots {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	snap := make([]sseMsg, 0, len(names))
-	for _, n := range names {
-		snap = append(snap, sseMsg{event: "status", data: bus.Encode(effective(n, s.bots[n], now))})
+	var snap []sseMsg
+	for chunk := range slices.Chunk(names, snapshotChunk) {
+		items := make([][]byte, 0, len(chunk))
+		for _, n := range chunk {
+			items = append(items, s.encodeLocked(n, s.bots[n], now, cacheFresh))
+		}
+		snap = append(snap, sseMsg{event: "statuses", data: joinJSON(items)})
 	}
 	return sub, snap
 }

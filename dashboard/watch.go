@@ -30,9 +30,29 @@ type watcher struct {
 
 	mu       sync.Mutex
 	stopped  bool
+	urgent   []string        // bots to ask first: new, or an event came
+	routine  []string        // bots the poll chose to ask again
+	queued   map[string]bool // in urgent or routine
 	inflight map[string]bool // a status request for the bot is under way
 	again    map[string]bool // and another was wanted meanwhile
+	askers   int             // goroutines asking, at most maxAskers
 }
+
+// Asking agents at fleet size: at most maxAskers requests are under way at
+// once, however many bots appear together, and the poll asks each bot again
+// within pollRate requests a second overall, so 10,000 bots cost 250
+// requests a second, not 5,000. Events and new bots are asked about first;
+// between questions, heartbeats and events keep a status current.
+const (
+	maxAskers = 32
+	pollRate  = 250
+	// agentlessRetry is how often a bot known from heartbeats alone is asked
+	// whether an agent supervises it now: made-up names cost no more.
+	agentlessRetry = 30 * time.Second
+	// discoverRate bounds, on average, the discovery replies a second: each
+	// round waits at least pollInterval, and longer after many replies.
+	discoverRate = 500
+)
 
 // eventRecorder keeps the events the watcher receives (a *history.History).
 type eventRecorder interface {
@@ -43,7 +63,8 @@ type eventRecorder interface {
 
 func newWatcher(nc *nats.Conn, st *state, log *slog.Logger, rec eventRecorder, ctx context.Context, wg *sync.WaitGroup) *watcher {
 	st.setLog(log)
-	return &watcher{nc: nc, state: st, log: log, rec: rec, ctx: ctx, wg: wg, inflight: make(map[string]bool), again: make(map[string]bool)}
+	return &watcher{nc: nc, state: st, log: log, rec: rec, ctx: ctx, wg: wg,
+		queued: make(map[string]bool), inflight: make(map[string]bool), again: make(map[string]bool)}
 }
 
 func (w *watcher) subscribe() error {
@@ -91,10 +112,12 @@ func (w *watcher) onEvent(msg *nats.Msg) {
 	w.refresh(e.Name) // the event changed the bot's state: ask at once
 }
 
-// refresh asks the bot's agent for its status in the background. Requests
-// for one bot are coalesced: at most one runs, and one more follows it if
-// anything asked meanwhile.
-func (w *watcher) refresh(name string) {
+// refresh asks the bot's agent for its status in the background, before
+// the bots the poll chose. Requests for one bot are coalesced: at most one
+// runs, and one more follows it if anything asked meanwhile.
+func (w *watcher) refresh(name string) { w.enqueue(name, true) }
+
+func (w *watcher) enqueue(name string, urgent bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.stopped {
@@ -104,22 +127,49 @@ func (w *watcher) refresh(name string) {
 		w.again[name] = true
 		return
 	}
-	w.inflight[name] = true
-	w.wg.Go(func() {
-		for {
-			w.ask(name)
-			w.mu.Lock()
-			if w.again[name] && !w.stopped {
-				delete(w.again, name)
-				w.mu.Unlock()
-				continue
-			}
-			delete(w.again, name)
-			delete(w.inflight, name)
-			w.mu.Unlock()
+	if w.queued[name] {
+		return
+	}
+	w.queued[name] = true
+	if urgent {
+		w.urgent = append(w.urgent, name)
+	} else {
+		w.routine = append(w.routine, name)
+	}
+	if w.askers < maxAskers {
+		w.askers++
+		w.wg.Go(w.asker)
+	}
+}
+
+// asker asks the queued bots' agents, one at a time, until none is left.
+func (w *watcher) asker() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for !w.stopped {
+		var name string
+		switch {
+		case len(w.urgent) > 0:
+			name, w.urgent = w.urgent[0], w.urgent[1:]
+		case len(w.routine) > 0:
+			name, w.routine = w.routine[0], w.routine[1:]
+		default:
+			w.askers--
 			return
 		}
-	})
+		delete(w.queued, name)
+		w.inflight[name] = true
+		w.mu.Unlock()
+		w.ask(name)
+		w.mu.Lock()
+		delete(w.inflight, name)
+		if w.again[name] {
+			delete(w.again, name)
+			w.queued[name] = true
+			w.urgent = append(w.urgent, name)
+		}
+	}
+	w.askers--
 }
 
 // ask asks the bot's agent for status now and records the outcome. It
@@ -135,7 +185,11 @@ func (w *watcher) ask(name string) bool {
 		if !errors.Is(err, bus.ErrNoAgent) {
 			w.log.Debug("status request failed", "bot", name, "err", err)
 		}
-		w.state.agentAnswer(name, nil)
+		if ctx.Err() != nil {
+			w.state.agentLate(name) // no answer in time
+		} else {
+			w.state.agentAnswer(name, nil)
+		}
 		return false
 	}
 	if w.state.agentAnswer(name, &st) {
@@ -144,15 +198,20 @@ func (w *watcher) ask(name string) bool {
 	return true
 }
 
-// poll discovers agents and asks every supervised bot's agent for status,
-// at start and every pollInterval, until the dashboard stops.
+// poll discovers agents and asks the agents of the bots due for it (see
+// state.due) for status, at start and every pollInterval, until the
+// dashboard stops.
 func (w *watcher) poll() {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
+	var nextDiscovery time.Time
 	for {
-		w.discover()
-		for _, name := range w.state.supervised() {
-			w.refresh(name)
+		if now := time.Now(); !now.Before(nextDiscovery) {
+			replies := w.discover()
+			nextDiscovery = now.Add(max(pollInterval, time.Duration(replies)*time.Second/discoverRate) - pollInterval/4)
+		}
+		for _, name := range w.state.due(pollInterval, agentlessRetry, pollRate*int(pollInterval/time.Second)) {
+			w.enqueue(name, false)
 		}
 		w.state.tick()
 		select {
@@ -172,19 +231,21 @@ const discoverMax = 1000
 // each bot not yet known to have one for its status. Anyone may answer an INFO request, so a
 // name found there is only a lead: the bot is listed once its agent answers
 // on its status subject, where only that bot's agent login may answer.
-func (w *watcher) discover() {
+//
+// It returns how many replies came.
+func (w *watcher) discover() (replies int) {
 	subject, err := micro.ControlSubject(micro.InfoVerb, bus.AgentService, "")
 	if err != nil {
-		return
+		return 0
 	}
 	inbox := w.nc.NewInbox()
 	sub, err := w.nc.SubscribeSync(inbox)
 	if err != nil {
-		return
+		return 0
 	}
 	defer sub.Unsubscribe()
 	if err := w.nc.PublishRequest(subject, inbox, nil); err != nil {
-		return
+		return 0
 	}
 	ctx, cancel := context.WithTimeout(w.ctx, discoverWindow)
 	defer cancel()
@@ -192,8 +253,9 @@ func (w *watcher) discover() {
 	for {
 		msg, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
-			return
+			return replies
 		}
+		replies++
 		var info micro.Info
 		if err := json.Unmarshal(msg.Data, &info); err != nil {
 			continue
@@ -204,7 +266,7 @@ func (w *watcher) discover() {
 		}
 		if len(asked) == discoverMax {
 			w.log.Debug("more agents discovered than asked about in one round; the rest wait for the next", "asked", discoverMax)
-			return
+			return replies
 		}
 		asked[name] = true
 		w.log.Debug("discovered agent; asking it", "bot", name, "service_id", info.ID)

@@ -35,6 +35,10 @@ import (
 
 func runFleet(c config, w io.Writer) error {
 	fmt.Fprintf(w, "lifeline fleet: %s\n\n", hostLine(c))
+	// BENCH_FLEET=dashboard measures the dashboard alone, for its work.
+	if os.Getenv("BENCH_FLEET") == "dashboard" {
+		return fleetDashboard(c, w)
+	}
 	if err := fleetAgent(c, w); err != nil {
 		return fmt.Errorf("agent with %d bots: %w", c.bots, err)
 	}
@@ -470,31 +474,61 @@ func fleetStreams(c config, w io.Writer, api dashAPI, s *sim, dash []int) error 
 	// streamClient reads one live stream until it ends: true when the
 	// dashboard ended it, false when the harness did.
 	streamClient := func(body io.Reader, last map[string]int64, mine *[]float64) bool {
-		r := bufio.NewReaderSize(body, 1<<20)
+		r := bufio.NewReaderSize(body, 64<<10)
+		var long []byte // a line longer than the buffer, so far
 		for {
 			line, err := r.ReadSlice('\n')
 			readBytes.Add(int64(len(line)))
-			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				long = append(long, line...)
+				continue
+			}
+			if err != nil {
 				bodiesMu.Lock()
 				defer bodiesMu.Unlock()
 				return !closing
 			}
-			if !bytes.Contains(line, []byte(`"bench_seq"`)) {
+			if long != nil {
+				line, long = append(long, line...), nil
+			}
+			if !bytes.HasPrefix(line, []byte("data: ")) || !bytes.Contains(line, []byte(`"bench_seq"`)) {
 				continue
 			}
 			at := time.Now()
-			probeSeqs(line, func(name string, seq int64) {
+			// A "statuses" event holds an array (the dashboard coalesces
+			// its updates), a "status" event one status.
+			var list []bus.Status
+			data := line[len("data: "):]
+			if bytes.HasPrefix(data, []byte("[")) {
+				if json.Unmarshal(data, &list) != nil {
+					continue
+				}
+			} else {
+				var st bus.Status
+				if json.Unmarshal(data, &st) != nil {
+					continue
+				}
+				list = []bus.Status{st}
+			}
+			for _, st := range list {
+				seq, ok := st.Stats["bench_seq"]
+				if !ok {
+					continue
+				}
 				// The first sighting of a bot on a stream is the snapshot
 				// sent on connecting, not a heartbeat arriving: no sample.
-				prev, seen := last[name]
+				prev, seen := last[st.Name]
 				if seq <= prev {
-					return
+					continue
 				}
-				last[name] = seq
-				if t, ok := s.published(name, seq); ok && seen && sampling.Load() {
+				last[st.Name] = seq
+				if !seen {
+					continue
+				}
+				if t, ok := s.published(st.Name, seq); ok && sampling.Load() {
 					*mine = append(*mine, ms(at.Sub(t)))
 				}
-			})
+			}
 		}
 	}
 	for range c.streamClients {
