@@ -247,9 +247,13 @@ func (s *e2eStack) startAgent() *e2eProc {
 	s.t.Helper()
 	args := append([]string{"agent", "--nats-url", s.natsURL, "--stop-bot-on-exit"}, s.agentArgs...)
 	s.agent = e2eStart(s.t, "agent", s.dir, s.agentEnv, args...)
+	agent := s.agent
 	s.t.Cleanup(func() {
 		// The bot outlives a killed agent by design; make sure it does not
-		// outlive the test.
+		// outlive the test. The agent goes first: a bot killed under a live
+		// agent is respawned, and the new one would outlive the test.
+		agent.signal(syscall.SIGKILL)
+		<-agent.done
 		if pid, err := s.pidFromFile(); err == nil {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
