@@ -39,7 +39,9 @@ func runFleet(c config, w io.Writer) error {
 	if os.Getenv("BENCH_FLEET") == "dashboard" {
 		return fleetDashboard(c, w)
 	}
-	if err := fleetAgent(c, w); err != nil {
+	if c.skipAgent {
+		fmt.Fprintln(w, "One agent with many bots: skipped (-skip-agent)")
+	} else if err := fleetAgent(c, w); err != nil {
 		return fmt.Errorf("agent with %d bots: %w", c.bots, err)
 	}
 	return fleetDashboard(c, w)
@@ -457,12 +459,13 @@ func waitTracked(api dashAPI, bots int, timeout time.Duration) (listed, withAgen
 // probe heartbeat from its publication to each client's status event for it.
 func fleetStreams(c config, w io.Writer, api dashAPI, s *sim, dash []int) error {
 	var (
-		mu        sync.Mutex
-		latencies []float64
-		refused   atomic.Int64
-		connected atomic.Int64
-		readBytes atomic.Int64
-		sampling  atomic.Bool // only heartbeats timed within the window count
+		mu         sync.Mutex
+		latencies  []float64
+		refused    atomic.Int64
+		connected  atomic.Int64
+		readBytes  atomic.Int64
+		sampling   atomic.Bool // only heartbeats timed within the window count
+		refusedWhy atomic.Value
 	)
 	var (
 		wg       sync.WaitGroup
@@ -470,10 +473,11 @@ func fleetStreams(c config, w io.Writer, api dashAPI, s *sim, dash []int) error 
 		bodies   []io.Closer
 		closing  bool
 		ended    atomic.Int64 // streams the dashboard ended before the harness did
+		warm     atomic.Int64 // clients past their first snapshot
 	)
 	// streamClient reads one live stream until it ends: true when the
 	// dashboard ended it, false when the harness did.
-	streamClient := func(body io.Reader, last map[string]int64, mine *[]float64) bool {
+	streamClient := func(body io.Reader, last map[string]int64, mine *[]float64, warmed *bool) bool {
 		r := bufio.NewReaderSize(body, 64<<10)
 		var long []byte // a line longer than the buffer, so far
 		for {
@@ -491,49 +495,36 @@ func fleetStreams(c config, w io.Writer, api dashAPI, s *sim, dash []int) error 
 			if long != nil {
 				line, long = append(long, line...), nil
 			}
-			if !bytes.HasPrefix(line, []byte("data: ")) || !bytes.Contains(line, []byte(`"bench_seq"`)) {
+			if !bytes.Contains(line, []byte(`"bench_seq"`)) {
 				continue
 			}
 			at := time.Now()
-			// A "statuses" event holds an array (the dashboard coalesces
-			// its updates), a "status" event one status.
-			var list []bus.Status
-			data := line[len("data: "):]
-			if bytes.HasPrefix(data, []byte("[")) {
-				if json.Unmarshal(data, &list) != nil {
-					continue
-				}
-			} else {
-				var st bus.Status
-				if json.Unmarshal(data, &st) != nil {
-					continue
-				}
-				list = []bus.Status{st}
-			}
-			for _, st := range list {
-				seq, ok := st.Stats["bench_seq"]
-				if !ok {
-					continue
-				}
+			// One "status" or a batch of them in a "statuses" event.
+			probeSeqs(line, func(name string, seq int64) {
 				// The first sighting of a bot on a stream is the snapshot
 				// sent on connecting, not a heartbeat arriving: no sample.
-				prev, seen := last[st.Name]
+				prev, seen := last[name]
 				if seq <= prev {
-					continue
+					return
 				}
-				last[st.Name] = seq
+				last[name] = seq
 				if !seen {
-					continue
+					return
 				}
-				if t, ok := s.published(st.Name, seq); ok && sampling.Load() {
+				if !*warmed {
+					*warmed = true // past its snapshot: live updates from here on
+					warm.Add(1)
+				}
+				if t, ok := s.published(name, seq); ok && sampling.Load() {
 					*mine = append(*mine, ms(at.Sub(t)))
 				}
-			}
+			})
 		}
 	}
 	for range c.streamClients {
 		wg.Go(func() {
 			var mine []float64
+			warmed := false
 			defer func() {
 				mu.Lock()
 				latencies = append(latencies, mine...)
@@ -546,6 +537,7 @@ func fleetStreams(c config, w io.Writer, api dashAPI, s *sim, dash []int) error 
 				if err != nil {
 					if first {
 						refused.Add(1)
+						refusedWhy.CompareAndSwap(nil, err.Error())
 					}
 					return
 				}
@@ -560,7 +552,7 @@ func fleetStreams(c config, w io.Writer, api dashAPI, s *sim, dash []int) error 
 				if first {
 					connected.Add(1)
 				}
-				if !streamClient(body, make(map[string]int64), &mine) {
+				if !streamClient(body, make(map[string]int64), &mine, &warmed) {
 					return
 				}
 				ended.Add(1)
@@ -573,6 +565,13 @@ func fleetStreams(c config, w io.Writer, api dashAPI, s *sim, dash []int) error 
 	for connected.Load()+refused.Load() < int64(c.streamClients) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Each stream starts with a snapshot of every bot: at fleet size that is
+	// megabytes per client. Sample once every client is past its own.
+	warmStart := time.Now()
+	for warm.Load() < connected.Load() && time.Since(warmStart) < c.streamWarmup {
+		time.Sleep(100 * time.Millisecond)
+	}
+	warmTook := time.Since(warmStart)
 	time.Sleep(c.settle)
 	sampling.Store(true)
 	self0 := cpuTicks([]int{os.Getpid()})
@@ -592,11 +591,15 @@ func fleetStreams(c config, w io.Writer, api dashAPI, s *sim, dash []int) error 
 	wg.Wait()
 	label := fmt.Sprintf("%d live-stream clients (%d connected, %d refused; the dashboard ended streams %d times, each reopened after 2 s)", c.streamClients, connected.Load(), refused.Load(), ended.Load())
 	if len(latencies) == 0 {
-		row(w, label, "no probe heartbeat reached any client")
-		return nil
+		row(w, label, fmt.Sprintf("no probe heartbeat reached any client within %s", c.streamDuration))
+	} else {
+		row(w, label, fmt.Sprintf("heartbeat -> client p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d samples, %d probe bots)",
+			median(latencies), percentile(latencies, 99), slices.Max(latencies), len(latencies), len(s.probes)))
 	}
-	row(w, label, fmt.Sprintf("heartbeat -> client p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d samples, %d probe bots)",
-		median(latencies), percentile(latencies, 99), slices.Max(latencies), len(latencies), len(s.probes)))
+	row(w, "  streams past their first snapshot", fmt.Sprintf("%d of %d, %.1f s after all connected (waited at most %s)", warm.Load(), connected.Load(), warmTook.Seconds(), c.streamWarmup))
+	if why, ok := refusedWhy.Load().(string); ok {
+		row(w, "  first refusal", why)
+	}
 	row(w, "  dashboard meanwhile", fmt.Sprintf("%.1f %% of a core, %.1f MB RSS, streams %.1f MB/s; the load generator used %.0f %%", cpu, float64(rss)/1024, rate, selfCPU))
 	return nil
 }
@@ -625,8 +628,9 @@ func openStream(api dashAPI) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("open stream: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
 		resp.Body.Close()
-		return nil, fmt.Errorf("open stream: HTTP %d", resp.StatusCode)
+		return nil, fmt.Errorf("open stream: HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
 	}
 	return resp.Body, nil
 }

@@ -40,7 +40,8 @@ type config struct {
 	work                        string // the run's temporary directory
 	fleetBots, streamClients    int
 	fleetWindow, streamDuration time.Duration
-	push                        bool
+	streamWarmup                time.Duration
+	push, skipAgent             bool
 	exit                        *onExit
 }
 
@@ -83,6 +84,8 @@ func main() {
 	flag.IntVar(&c.streamClients, "stream-clients", 1000, "fleet: live-stream clients")
 	flag.DurationVar(&c.fleetWindow, "fleet-window", 20*time.Second, "fleet: how long dashboard CPU is measured")
 	flag.DurationVar(&c.streamDuration, "stream-duration", 20*time.Second, "fleet: how long stream latency is sampled")
+	flag.BoolVar(&c.skipAgent, "skip-agent", false, "fleet: only the dashboard figures")
+	flag.DurationVar(&c.streamWarmup, "stream-warmup", 3*time.Minute, "fleet: longest wait for every stream client to get past its first snapshot")
 	flag.BoolVar(&c.push, "push", false, "fleet: also grow the fleet until the dashboard needs a whole core")
 	flag.Parse()
 	if c.smoke {
@@ -90,7 +93,7 @@ func main() {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		smoke := map[string]string{"n": "2", "bots": "3", "cpu-window": "1s", "settle": "300ms",
-			"fleet-bots": "200", "stream-clients": "20", "fleet-window": "2s", "stream-duration": "3s"}
+			"fleet-bots": "200", "stream-clients": "20", "fleet-window": "2s", "stream-duration": "3s", "stream-warmup": "20s"}
 		for name, v := range smoke {
 			if !set[name] {
 				flag.Set(name, v)
