@@ -416,9 +416,7 @@ func (d *Dashboard) handleStream(c fiber.Ctx) error {
 		if _, err := w.WriteString("retry: 2000\n\n"); err != nil {
 			return
 		}
-		for _, m := range snapshot {
-			writeEvent(w, m)
-		}
+		writeSnapshot(w, snapshot)
 		if w.Flush() != nil {
 			return
 		}

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -44,7 +45,7 @@ type state struct {
 	ageQueue   []string      // bots with a time-only change not yet sent, oldest first
 	ageBudget  int           // ageBudget; other values in tests
 	ageCredit  float64       // time-only statuses the next flush may send
-	lastFlush  time.Time     // when the last flush ran
+	lastAge    time.Time     // when time-only changes were last sent
 	wake       chan struct{} // a flush is wanted
 	closing    bool
 	streams    sync.WaitGroup // one per live stream writer
@@ -92,7 +93,11 @@ type subscriber struct {
 	once sync.Once
 }
 
-const subscriberBuffer = 64
+// subscriberBuffer is how many events a stream may fall behind before it is
+// dropped: flushes come at most every flushInterval, and the events are
+// shared, not copied, so a stream may lag about ten seconds (a big snapshot
+// on a slow link) for little memory.
+const subscriberBuffer = 256
 
 func (s *subscriber) close() { s.once.Do(func() { close(s.done) }) }
 
@@ -508,10 +513,11 @@ const (
 	// flushInterval is how long a change may wait for others to share its
 	// event: half the 100 ms a change may take to reach a stream.
 	flushInterval = 50 * time.Millisecond
-	// ageBudget is how many time-only statuses a second the streams get.
+	// ageBudget is how many time-only statuses a second the streams get,
+	// and ageEvery how often they go out when nothing else does.
 	ageBudget = 100
-	// snapshotChunk is how many statuses one event of a snapshot holds, so
-	// that a big fleet's snapshot is not one line of megabytes.
+	ageEvery  = time.Second
+	// snapshotChunk is how many statuses one event of a snapshot holds.
 	snapshotChunk = 256
 	// cacheFresh is how old a bot's marshalled status may be and still be
 	// sent in a snapshot: reconnecting streams share the work, and the page
@@ -558,15 +564,23 @@ func (s *state) encodeLocked(name string, b *botState, now time.Time, maxAge tim
 }
 
 // runFlusher flushes dirty bots to the streams, flushInterval after the
-// first change, until ctx ends.
+// first change, and waiting time-only changes every ageEvery, until ctx
+// ends.
 func (s *state) runFlusher(ctx context.Context) {
 	t := time.NewTimer(0)
 	<-t.C
+	ages := time.NewTicker(ageEvery)
+	defer ages.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
+		case <-ages.C:
+			if s.agesWaiting() {
+				s.flush()
+			}
+			continue
 		}
 		t.Reset(flushInterval)
 		select {
@@ -606,13 +620,17 @@ func (s *state) flush() {
 	clear(s.dirty)
 	s.dirty = s.dirty[:0]
 	// Time-only changes, oldest first, as many as the budget allows since
-	// the last flush.
-	elapsed := now.Sub(s.lastFlush)
-	if s.lastFlush.IsZero() || elapsed > time.Second {
-		elapsed = time.Second
+	// they were last sent: with an event going out anyway, or on their own
+	// once per ageEvery, so that they alone wake each stream only that often.
+	if len(batch) == 0 && now.Sub(s.lastAge) < ageEvery {
+		return
 	}
-	s.lastFlush = now
-	s.ageCredit = min(s.ageCredit+float64(s.ageBudget)*elapsed.Seconds(), float64(max(s.ageBudget, 1)))
+	elapsed := now.Sub(s.lastAge)
+	if s.lastAge.IsZero() || elapsed > ageEvery {
+		elapsed = ageEvery
+	}
+	s.lastAge = now
+	s.ageCredit = min(s.ageCredit+float64(s.ageBudget)*elapsed.Seconds(), float64(s.ageBudget)*ageEvery.Seconds())
 	n := 0
 	for ; n < len(s.ageQueue) && s.ageCredit >= 1; n++ {
 		name := s.ageQueue[n]
@@ -629,12 +647,16 @@ func (s *state) flush() {
 		batch = append(batch, s.encodeLocked(name, b, now, 0))
 	}
 	s.ageQueue = slices.Delete(s.ageQueue, 0, n)
-	if len(s.ageQueue) > 0 {
-		s.wakeLocked() // the rest at the next flush
-	}
 	if len(batch) > 0 {
 		s.broadcastLocked(sseMsg{event: "statuses", data: joinJSON(batch)})
 	}
+}
+
+// agesWaiting reports whether time-only changes wait to be sent.
+func (s *state) agesWaiting() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ageQueue) > 0
 }
 
 // joinJSON makes one JSON array of the encoded values.
@@ -668,9 +690,10 @@ func (s *state) broadcastLocked(m sseMsg) {
 }
 
 // subscribe registers a live stream and returns the snapshot it must send
-// first. It returns nil once the dashboard is shutting down. The caller must
-// call s.streams.Done when its writer ends.
-func (s *state) subscribe() (*subscriber, []sseMsg) {
+// first: every bot's status, marshalled (shared with the other streams, not
+// copied), for writeSnapshot. It returns nil once the dashboard is shutting
+// down. The caller must call s.streams.Done when its writer ends.
+func (s *state) subscribe() (*subscriber, [][]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -680,22 +703,30 @@ func (s *state) subscribe() (*subscriber, []sseMsg) {
 	sub := &subscriber{ch: make(chan sseMsg, subscriberBuffer), done: make(chan struct{})}
 	s.subs[sub] = struct{}{}
 	// The snapshot is sent after the statuses already flushed, and before
-	// those of the next flush, which holds every change since.
+	// those of the next flush, which holds every change since. The page
+	// orders the bots itself.
 	now := s.now()
-	names := make([]string, 0, len(s.bots))
-	for n := range s.bots {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	var snap []sseMsg
-	for chunk := range slices.Chunk(names, snapshotChunk) {
-		items := make([][]byte, 0, len(chunk))
-		for _, n := range chunk {
-			items = append(items, s.encodeLocked(n, s.bots[n], now, cacheFresh))
-		}
-		snap = append(snap, sseMsg{event: "statuses", data: joinJSON(items)})
+	snap := make([][]byte, 0, len(s.bots))
+	for n, b := range s.bots {
+		snap = append(snap, s.encodeLocked(n, b, now, cacheFresh))
 	}
 	return sub, snap
+}
+
+// writeSnapshot writes the statuses as "statuses" events of at most
+// snapshotChunk each, so that a big fleet's snapshot is not one line of
+// megabytes.
+func writeSnapshot(w *bufio.Writer, snap [][]byte) {
+	for chunk := range slices.Chunk(snap, snapshotChunk) {
+		w.WriteString("event: statuses\ndata: [")
+		for i, js := range chunk {
+			if i > 0 {
+				w.WriteByte(',')
+			}
+			w.Write(js)
+		}
+		w.WriteString("]\n\n")
+	}
 }
 
 func (s *state) unsubscribe(sub *subscriber) {

@@ -54,6 +54,9 @@ const (
 	discoverRate = 500
 )
 
+// errAgentRefused is an agent's error reply to a status request.
+var errAgentRefused = errors.New("the agent answered with an error")
+
 // eventRecorder keeps the events the watcher receives (a *history.History).
 type eventRecorder interface {
 	// Record queues the event data of bot name, as published, without
@@ -174,28 +177,54 @@ func (w *watcher) asker() {
 
 // ask asks the bot's agent for status now and records the outcome. It
 // returns whether the agent answered.
+//
+// It uses nats.go's request, whose replies share one subscription, rather
+// than bus.AskStatus, which subscribes for each request (with a 64k-message
+// channel) to tell a refused request from silence: the dashboard's own login
+// may ask every agent, and at fleet size those subscriptions were most of
+// its memory and garbage.
 func (w *watcher) ask(name string) bool {
 	ctx, cancel := context.WithTimeout(w.ctx, statusTimeout)
 	defer cancel()
-	st, err := bus.AskStatus(ctx, w.nc, name)
+	st, err := w.askStatus(ctx, name)
 	if w.ctx.Err() != nil {
 		return false // shutting down: the silence means nothing
 	}
+	switch {
+	case err == nil:
+		if w.state.agentAnswer(name, &st) {
+			w.log.Info("found agent", "bot", name)
+		}
+		return true
+	case errors.Is(err, nats.ErrNoResponders):
+		w.state.agentAnswer(name, nil) // the bus says nobody listens
+	case ctx.Err() != nil:
+		w.state.agentLate(name) // no answer in time
+	default:
+		w.log.Debug("status request failed", "bot", name, "err", err)
+		w.state.agentAnswer(name, nil)
+	}
+	return false
+}
+
+func (w *watcher) askStatus(ctx context.Context, name string) (bus.Status, error) {
+	if err := bus.ValidName(name); err != nil {
+		return bus.Status{}, err
+	}
+	msg, err := w.nc.RequestWithContext(ctx, bus.AgentSubject(name, bus.OpStatus), bus.Encode(bus.Request{}))
 	if err != nil {
-		if !errors.Is(err, bus.ErrNoAgent) {
-			w.log.Debug("status request failed", "bot", name, "err", err)
-		}
-		if ctx.Err() != nil {
-			w.state.agentLate(name) // no answer in time
-		} else {
-			w.state.agentAnswer(name, nil)
-		}
-		return false
+		return bus.Status{}, fmt.Errorf("ask status of %s: %w", name, err)
 	}
-	if w.state.agentAnswer(name, &st) {
-		w.log.Info("found agent", "bot", name)
+	st, err := bus.DecodeStatus(msg.Data)
+	if err != nil {
+		return bus.Status{}, fmt.Errorf("ask status of %s: %w", name, err)
 	}
-	return true
+	if st.Name == "" {
+		// An error reply from the agent has no name.
+		r, _ := bus.DecodeReply(msg.Data)
+		return bus.Status{}, fmt.Errorf("ask status of %s: %w: %s", name, errAgentRefused, r.Error)
+	}
+	return st, nil
 }
 
 // poll discovers agents and asks the agents of the bots due for it (see

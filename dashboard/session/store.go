@@ -30,10 +30,12 @@ const (
 	// session is ended at once, which keeps the promise of logout.
 	maxRevoked = 4096
 	// Live event streams: per browser session, per token given as Bearer
-	// (scripts), and in all.
+	// (scripts), and in all. A stream costs a goroutine and a few buffers,
+	// since every stream shares one marshalled copy of each update: the
+	// total leaves room for 1,000 watchers of a fleet and their tabs.
 	MaxStreamsPerSession = 8
 	MaxStreamsPerBearer  = 32
-	MaxStreamsTotal      = 512
+	MaxStreamsTotal      = 2048
 )
 
 // Store is what a signed cookie alone cannot carry: the sessions ended by
