@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/lifeline-dev/lifeline/internal/sdnotify"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
@@ -61,6 +62,19 @@ type Agent struct {
 	// StopBotOnExit stops the bot when the agent stops; by default the bot
 	// outlives its agent and the next agent adopts it.
 	StopBotOnExit bool
+
+	// RequireHeartbeat treats a Command bot that never heartbeats as hung,
+	// as the demo bot is: it stays starting until its first heartbeat, for
+	// at most StartTimeout. Without it a Command bot runs at once, and hang
+	// detection arms only when the bot shows it can heartbeat (a bus
+	// heartbeat, WATCHDOG=1, or READY=1 while it was given WATCHDOG_USEC),
+	// so a program that sends none is not killed for it.
+	RequireHeartbeat bool
+	// Ready is "" or ReadyNotify: with ReadyNotify a Command bot counts as
+	// starting until it sends READY=1 (sd_notify), for at most StartTimeout.
+	// Without it the agent waits for READY=1 only once an earlier process of
+	// the bot has sent one.
+	Ready string
 
 	Version string
 	Logger  *slog.Logger
@@ -240,6 +254,11 @@ type supervisor struct {
 
 	hangT, backoffT, escalateT *time.Timer
 
+	// notify is the bot's sd_notify socket, nil where there is none;
+	// speaksNotify is set once a process of the bot has sent READY=1.
+	notify       *sdnotify.Socket
+	speaksNotify bool
+
 	// A wait in progress (see waitKind) and what it goes on with.
 	waiting    waitKind
 	waitT      *time.Timer
@@ -360,7 +379,11 @@ func (s *supervisor) run(ctx context.Context) {
 		stopTimer(&s.escalateT)
 		stopTimer(&s.waitT)
 		s.wg.Wait()
+		if s.notify != nil {
+			_ = s.notify.Close()
+		}
 	}()
+	s.openNotify()
 	s.onConn()
 	s.start("initial start", "")
 	ctxDone := ctx.Done()
@@ -388,6 +411,8 @@ func (s *supervisor) run(ctx context.Context) {
 			s.onExit(e)
 		case hb := <-s.beats:
 			s.onHeartbeat(hb)
+		case m := <-s.notifyC():
+			s.onNotify(m)
 		case <-s.conns:
 			s.onConn()
 		case r := <-s.reqs:

@@ -53,6 +53,7 @@ func newAgent(t *testing.T, url, dir, mode string) *Agent {
 		PIDFile:          filepath.Join(dir, "bot.pid"),
 		LogFile:          filepath.Join(dir, "bot.log"),
 		Command:          botCommand(mode),
+		RequireHeartbeat: true, // the fake bot is an SDK bot: hold it to heartbeats
 		HeartbeatTimeout: 400 * time.Millisecond,
 		StartTimeout:     5 * time.Second,
 		StopTimeout:      2 * time.Second,

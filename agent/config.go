@@ -30,7 +30,12 @@ var (
 	ErrNotPositive  = errors.New("must be positive")
 	ErrBackoffOrder = errors.New("is shorter than BackoffMin")
 	ErrEmptyCommand = errors.New("names no program")
+	ErrBadReady     = errors.New(`is not "" or "notify"`)
 )
+
+// ReadyNotify is Agent.Ready for a bot that counts as started once it sends
+// READY=1 over sd_notify.
+const ReadyNotify = "notify"
 
 // ConfigError is a field of Agent that cannot work. Callers that know the
 // field by another name (a flag) tell it by Field and Err.
@@ -60,6 +65,9 @@ func (a *Agent) Validate() error {
 	}
 	if len(a.Command) > 0 && a.Command[0] == "" {
 		return &ConfigError{Field: "Command", Value: a.Command, Err: ErrEmptyCommand}
+	}
+	if a.Ready != "" && a.Ready != ReadyNotify {
+		return &ConfigError{Field: "Ready", Value: a.Ready, Err: ErrBadReady}
 	}
 	if a.HeartbeatTimeout < 0 {
 		return &ConfigError{Field: "HeartbeatTimeout", Value: a.HeartbeatTimeout, Err: ErrNegative}

@@ -73,6 +73,8 @@ type botTOML struct {
 	BackoffMax       *duration         `toml:"backoff_max"`
 	BackoffReset     *duration         `toml:"backoff_reset"`
 	StopBotOnExit    *bool             `toml:"stop_bot_on_exit"`
+	RequireHeartbeat *bool             `toml:"require_heartbeat"`
+	Ready            *string           `toml:"ready"`
 }
 
 // duration is a TOML string such as "5s".
@@ -96,6 +98,7 @@ var fieldKeys = map[string]string{
 	"BackoffMin":       "backoff_min",
 	"BackoffMax":       "backoff_max",
 	"BackoffReset":     "backoff_reset",
+	"Ready":            "ready",
 }
 
 // LoadConfig reads and checks the agent config file at path. Every bot it
@@ -232,6 +235,12 @@ func merge(d, b botTOML) botTOML {
 	if b.StopBotOnExit != nil {
 		out.StopBotOnExit = b.StopBotOnExit
 	}
+	if b.RequireHeartbeat != nil {
+		out.RequireHeartbeat = b.RequireHeartbeat
+	}
+	if b.Ready != nil {
+		out.Ready = b.Ready
+	}
 	return out
 }
 
@@ -263,6 +272,12 @@ func (b botTOML) agent(name string) (*Agent, []string, error) {
 	}
 	if b.StopBotOnExit != nil {
 		a.StopBotOnExit = *b.StopBotOnExit
+	}
+	if b.RequireHeartbeat != nil {
+		a.RequireHeartbeat = *b.RequireHeartbeat
+	}
+	if b.Ready != nil {
+		a.Ready = *b.Ready
 	}
 	// Paths are made absolute against the agent's directory, as its flags
 	// are, so that the bot's own dir does not move them.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lifeline-dev/lifeline/bus"
 	"github.com/lifeline-dev/lifeline/internal/pidfile"
+	"github.com/lifeline-dev/lifeline/internal/sdnotify"
 )
 
 // start adopts the bot holding the PID file, or starts a new one.
@@ -60,8 +61,13 @@ func (s *supervisor) spawnAndStart(reason, by string) {
 	s.state = bus.StateStarting
 	s.watch(p)
 	s.emit(bus.EventStarted, p.pid, reason, by)
-	if s.cfg.HeartbeatTimeout == 0 {
-		s.completeStart() // no heartbeats to wait for
+	switch {
+	case s.waitReady():
+		// starting until READY=1, for at most StartTimeout (hangDeadline)
+	case s.cfg.HeartbeatTimeout == 0 || !s.strict():
+		// No heartbeats to wait for, or none required: a program that
+		// sends none runs, and hang detection arms if it ever does.
+		s.completeStart()
 	}
 	s.armHang()
 }
@@ -76,7 +82,7 @@ func (s *supervisor) spawn() (*proc, error) {
 	argv := s.cfg.command()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = s.cfg.Dir
-	cmd.Env = append(append(os.Environ(), s.cfg.Env...),
+	cmd.Env = append(sdnotify.ChildEnv(append(os.Environ(), s.cfg.Env...), s.notify, s.cfg.HeartbeatTimeout),
 		pidfile.EnvFD+"=3",
 		"NATS_URL="+s.cfg.NATSURL,
 		"LIFELINE_NATS_URL="+s.cfg.NATSURL, // beats a different one inherited from our environment
@@ -219,7 +225,7 @@ func (s *supervisor) adopt(p *proc) {
 	s.state = bus.StateStarting
 	s.watch(p)
 	s.emit(bus.EventAdopted, p.pid, "found running through its pid file", "")
-	if s.cfg.HeartbeatTimeout == 0 {
+	if s.cfg.HeartbeatTimeout == 0 || !s.strict() {
 		s.completeStart()
 	}
 	s.armHang()
@@ -335,6 +341,10 @@ func (s *supervisor) exited(e exitInfo) {
 	case p.stopping == stopHung:
 		exit.Reason = "hung"
 		s.emit(bus.EventKilled, p.pid, "hung: no heartbeat", "")
+	case p.stopping == stopSelf:
+		// It said STOPPING=1 first: however it ended, it meant to.
+		exit.Reason = "exited"
+		s.emit(bus.EventExited, p.pid, "stopped on its own (STOPPING=1), "+exitText(exit), "")
 	case exit.Code != 0 || exit.Signal != "":
 		exit.Reason = "crashed"
 		s.emit(bus.EventCrashed, p.pid, exitText(exit), "")
@@ -442,17 +452,30 @@ func (s *supervisor) armHang() {
 
 func (s *supervisor) hangDeadline() (time.Time, bool) {
 	p, to := s.p, s.cfg.HeartbeatTimeout
-	if to <= 0 || p == nil || p.stopping != stopNone || s.connectedSince.IsZero() || s.exiting {
+	if p == nil || p.stopping != stopNone || s.connectedSince.IsZero() || s.exiting {
+		return time.Time{}, false
+	}
+	starting := s.state == bus.StateStarting
+	if to <= 0 && !(starting && s.waitReady()) {
 		return time.Time{}, false
 	}
 	var d time.Time
 	switch {
-	case !p.lastHB.IsZero():
-		d = p.lastHB.Add(to)
-	case p.adopted:
+	case p.armed():
+		d = p.lastHB
+		if p.armedAt.After(d) {
+			d = p.armedAt
+		}
+		d = d.Add(to)
+	case p.adopted && s.strict():
 		d = p.spawnedAt.Add(to)
-	default:
+	case starting:
+		// The first heartbeat of a strict bot, or READY=1.
 		d = p.spawnedAt.Add(s.cfg.StartTimeout)
+	default:
+		// Running, and it has never shown it can heartbeat: its silence
+		// proves nothing (see Agent.RequireHeartbeat).
+		return time.Time{}, false
 	}
 	if c := s.connectedSince.Add(to); c.After(d) {
 		d = c
@@ -480,19 +503,7 @@ func (s *supervisor) onHangTimer() {
 			return
 		}
 	}
-	p := s.p
-	reason := fmt.Sprintf("no heartbeat for %s", s.cfg.HeartbeatTimeout)
-	if p.lastHB.IsZero() && !p.adopted {
-		reason = fmt.Sprintf("no first heartbeat within %s", s.cfg.StartTimeout)
-	}
-	s.state = bus.StateHung
-	s.emit(bus.EventHung, p.pid, reason, "")
-	if s.inPhase(opStarting) {
-		s.finishOp(bus.Reply{Error: "bot started but is hung: " + reason})
-	}
-	// A hung bot cannot shut down gracefully; kill it outright.
-	p.stopping = stopHung
-	s.signal(p, sigKill)
+	s.declareHung(s.p, s.hangReason(s.p))
 }
 
 // beginStop asks the bot to stop and escalates: a shutdown request over the
@@ -681,6 +692,8 @@ func (s *supervisor) status() bus.Status {
 		st.Problem = s.pidFileProblem(p)
 	}
 	st.PID, st.Host = p.pid, s.host
+	st.StatusText = p.statusText
+	st.HangDetection = s.hangDetection(p)
 	started := p.startedAt.UTC()
 	st.StartedAt = &started
 	if !p.lastHB.IsZero() {

@@ -47,6 +47,21 @@ type proc struct {
 	sentKill  bool
 	sentTerm  bool
 	adopted   bool
+
+	// What its sd_notify messages said (see onNotify).
+	armedAt      time.Time // READY=1 while hang detection is on; zero before
+	ready        bool      // READY=1 seen
+	mainPID      int       // a proven MAINPID=, also listened to; 0 if none
+	statusText   string    // the last STATUS=
+	notifyBeatAt time.Time // the last bus heartbeat published for its WATCHDOG=1
+	notifySeq    uint64
+}
+
+// armed reports whether the bot has shown it can heartbeat, so that its
+// silence means a hang: a heartbeat (bus or WATCHDOG=1), or READY=1 while
+// hang detection is on.
+func (p *proc) armed() bool {
+	return !p.lastHB.IsZero() || !p.armedAt.IsZero()
 }
 
 // stopReason says why the agent is stopping a bot. It is also the bot's
@@ -61,6 +76,7 @@ const (
 	stopRestart                        // the first half of a restart request
 	stopRequested                      // a stop request
 	stopAgentExiting                   // the agent leaves with StopBotOnExit
+	stopSelf                           // the bot said STOPPING=1
 )
 
 // String is the reason as the bot's last exit and the events report it.
@@ -74,6 +90,8 @@ func (r stopReason) String() string {
 		return "stop requested"
 	case stopAgentExiting:
 		return "agent exiting"
+	case stopSelf:
+		return "stopping on its own"
 	}
 	return ""
 }

@@ -105,6 +105,13 @@ type Status struct {
 	// Problem is a condition the operator must fix (for example a data
 	// directory that cannot be written); empty when all is well.
 	Problem string `json:"problem,omitempty"`
+	// StatusText is what the bot last said about itself with sd_notify's
+	// STATUS=, at most MaxStatusTextBytes.
+	StatusText string `json:"status_text,omitempty"`
+	// HangDetection says whether the bot's hangs are detected: "on", or
+	// "off: " and why (a bot that has not yet shown it can heartbeat, or
+	// hang detection turned off). Empty when no bot runs.
+	HangDetection string `json:"hang_detection,omitempty"`
 }
 
 // Request is the body of a restart, stop, start or status request. An empty
@@ -140,7 +147,7 @@ const (
 	MaxMessageBytes = 4 << 10
 	// MaxStatusBytes bounds a whole status, which carries a bot's stats as
 	// a heartbeat does, plus the agent's own fields: a status with every
-	// field at its limit is about 6 KiB.
+	// field at its limit is about 7 KiB.
 	MaxStatusBytes = 8 << 10
 	// MaxTextBytes bounds a short text field: host, version, reason,
 	// requested_by, signal, bus URL.
@@ -148,6 +155,9 @@ const (
 	// MaxProblemBytes bounds a status's problem and a reply's error, which
 	// may quote a path or an error chain.
 	MaxProblemBytes = 1 << 10
+	// MaxStatusTextBytes bounds a status's status_text (sd_notify STATUS=,
+	// which the agent cuts to this length).
+	MaxStatusTextBytes = 512
 	// MaxStats bounds the entries of a stats map, and MaxStatKeyBytes the
 	// length of each key.
 	MaxStats        = 32
@@ -220,6 +230,8 @@ func DecodeStatus(data []byte) (Status, error) {
 		checkText("host", st.Host, MaxTextBytes),
 		checkText("version", st.Version, MaxTextBytes),
 		checkText("problem", st.Problem, MaxProblemBytes),
+		checkText("status text", st.StatusText, MaxStatusTextBytes),
+		checkText("hang detection", st.HangDetection, MaxTextBytes),
 		checkText("agent host", st.Agent.Host, MaxTextBytes),
 		checkText("agent bus", st.Agent.Bus, MaxTextBytes),
 		checkStats(st.Stats),
@@ -362,6 +374,8 @@ func (st Status) clip() Status {
 	st.Host = clipText(st.Host, MaxTextBytes)
 	st.Version = clipText(st.Version, MaxTextBytes)
 	st.Problem = clipText(st.Problem, MaxProblemBytes)
+	st.StatusText = clipText(st.StatusText, MaxStatusTextBytes)
+	st.HangDetection = clipText(st.HangDetection, MaxTextBytes)
 	st.Agent.Host = clipText(st.Agent.Host, MaxTextBytes)
 	st.Agent.Bus = clipText(st.Agent.Bus, MaxTextBytes)
 	st.Stats = clipStats(st.Stats)

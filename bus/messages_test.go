@@ -85,6 +85,7 @@ func TestDecodersRefuseOversized(t *testing.T) {
 		{"event size", padded(raw(ev), MaxMessageBytes), padded(raw(ev), MaxMessageBytes+1), decodeEv},
 		{"event of 1 MB", raw(ev), padded(raw(ev), 1<<20), decodeEv},
 		{"status problem", raw(with(st, func(s *Status) { s.Problem = long(MaxProblemBytes) })), raw(with(st, func(s *Status) { s.Problem = long(MaxProblemBytes + 1) })), decodeSt},
+		{"status text", raw(with(st, func(s *Status) { s.StatusText = long(MaxStatusTextBytes) })), raw(with(st, func(s *Status) { s.StatusText = long(MaxStatusTextBytes + 1) })), decodeSt},
 		{"status exit reason", raw(with(st, func(s *Status) { s.LastExit = &Exit{Reason: long(MaxTextBytes)} })), raw(with(st, func(s *Status) { s.LastExit = &Exit{Reason: long(MaxTextBytes + 1)} })), decodeSt},
 		{"status agent bus", raw(with(st, func(s *Status) { s.Agent.Bus = long(MaxTextBytes) })), raw(with(st, func(s *Status) { s.Agent.Bus = long(MaxTextBytes + 1) })), decodeSt},
 		{"status stats", raw(with(st, func(s *Status) { s.Stats = stats(MaxStats, 8) })), raw(with(st, func(s *Status) { s.Stats = stats(MaxStats+1, 8) })), decodeSt},

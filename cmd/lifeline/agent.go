@@ -40,6 +40,8 @@ type AgentCommand struct {
 	BackoffMax       time.Duration
 	BackoffReset     time.Duration
 	StopBotOnExit    bool
+	RequireHeartbeat bool
+	Ready            string
 	Command          []string // the bot's command line; empty for the demo bot
 
 	// Config names a TOML file of many bots, supervised by this one process;
@@ -63,6 +65,8 @@ func (c *AgentCommand) flagSet() *flag.FlagSet {
 	fs.DurationVar(&c.BackoffMin, "backoff-min", agent.DefaultBackoffMin, "First wait before respawning a bot that keeps dying young.")
 	fs.DurationVar(&c.BackoffMax, "backoff-max", agent.DefaultBackoffMax, "Longest wait between respawns of a crash-looping bot.")
 	fs.DurationVar(&c.BackoffReset, "backoff-reset", agent.DefaultBackoffReset, "A bot that ran this long is healthy again: the backoff starts over.")
+	fs.BoolVar(&c.RequireHeartbeat, "require-heartbeat", false, "Treat a COMMAND bot that sends no heartbeat within --start-timeout as hung (the demo bot always is). Without it a silent program runs, and hang detection arms at its first heartbeat (bus, or sd_notify WATCHDOG=1 or READY=1).")
+	fs.StringVar(&c.Ready, "ready", "", "With \"notify\": the bot counts as starting until it sends sd_notify READY=1 (for at most --start-timeout). Without it the agent waits for READY=1 once the bot has sent one.")
 	fs.BoolVar(&c.StopBotOnExit, "stop-bot-on-exit", false, "Stop the bot when the agent stops (by default the bot outlives its agent).")
 	fs.StringVar(&c.Config, "config", "", "Supervise every bot of the TOML `FILE` in this one process; SIGHUP re-reads it. The bot flags above then come from the file.")
 	fs.BoolVar(&c.Check, "check", false, "With --config: only check the file, exit 0 when good, 2 (saying why) when bad.")
@@ -94,7 +98,7 @@ directory, the agent logs in with ./data/bus/agent.nk by itself; elsewhere give
 it a copy of that file (--nats-nkey), or a password login in $NATS_URL
 (nats://USER:PASSWORD@host:port), never in argv: logs show it as xxxxx.`,
 		(&AgentCommand{}).flagSet(), "name", "nats-url", "nats-nkey", "nats-ca", "pid-file", "heartbeat-timeout", "start-timeout", "stop-timeout",
-		"log-file", "backoff-min", "backoff-max", "backoff-reset", "stop-bot-on-exit", "config", "check")
+		"log-file", "backoff-min", "backoff-max", "backoff-reset", "require-heartbeat", "ready", "stop-bot-on-exit", "config", "check")
 }
 
 // ParseFlags fills c from args (flags, then the bot's command line) and the
@@ -133,6 +137,8 @@ func (c *AgentCommand) validate() error {
 		return fmt.Errorf("--name: %w", ce.Err)
 	case ce.Field == "Command":
 		return errors.New("the command after -- is empty")
+	case ce.Field == "Ready":
+		return fmt.Errorf("--ready %q: must be \"notify\" or empty", c.Ready)
 	case errors.Is(ce.Err, agent.ErrBackoffOrder):
 		return fmt.Errorf("--backoff-max %v is shorter than --backoff-min %v", c.BackoffMax, c.BackoffMin)
 	}
@@ -167,6 +173,8 @@ func (c *AgentCommand) agent() *agent.Agent {
 		BackoffMax:       c.BackoffMax,
 		BackoffReset:     c.BackoffReset,
 		StopBotOnExit:    c.StopBotOnExit,
+		RequireHeartbeat: c.RequireHeartbeat,
+		Ready:            c.Ready,
 	}
 }
 

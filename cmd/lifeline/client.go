@@ -378,6 +378,8 @@ func printJSON(w io.Writer, v any) error {
 //	bot  running  pid 4242 on web-1
 //	  up 5m3s · last heartbeat 310ms ago · restarts 2 · cpu 0.3% · rss 9.8 MB
 //	  last exit: killed by signal (hung) at 10:04:55
+//	  status: 12 items done, polling inbox          (sd_notify STATUS=)
+//	  hang detection off: no heartbeat yet; ...     (only when not on)
 //	  agent: pid 4100 on web-1, connected
 func writeStatus(w io.Writer, st bus.Status, now time.Time) {
 	head := st.Name + "  " + string(st.State)
@@ -419,6 +421,12 @@ func writeStatus(w io.Writer, st bus.Status, now time.Time) {
 			parts = append(parts, fmt.Sprintf("%s %d", k, st.Stats[k]))
 		}
 		fmt.Fprintf(w, "  stats: %s\n", strings.Join(parts, " · "))
+	}
+	if st.StatusText != "" {
+		fmt.Fprintf(w, "  status: %s\n", printable(st.StatusText, bus.MaxStatusTextBytes))
+	}
+	if st.HangDetection != "" && st.HangDetection != "on" {
+		fmt.Fprintf(w, "  hang detection %s\n", printable(st.HangDetection, bus.MaxTextBytes))
 	}
 	if st.Problem != "" {
 		fmt.Fprintf(w, "  problem: %s\n", st.Problem)
