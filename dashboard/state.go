@@ -42,9 +42,10 @@ type state struct {
 	events     []bus.Event // oldest first, at most maxEvents
 	bad        int64       // undecodable heartbeats and events
 	subs       map[*subscriber]struct{}
-	dirty      []string      // bots marked dirty since the last flush
-	ageQueue   []string      // bots with a time-only change not yet sent, oldest first
-	ageBudget  int           // ageBudget; other values in tests
+	dirty      []string // bots marked dirty since the last flush
+	ageQueue   []string // bots with a time-only change not yet sent, oldest first
+	ageMin     int      // ageMin, ageMax: other values in tests
+	ageMax     int
 	ageCredit  float64       // time-only statuses the next flush may send
 	lastAge    time.Time     // when time-only changes were last sent
 	wake       chan struct{} // a flush is wanted
@@ -72,6 +73,8 @@ type botState struct {
 
 	askedAt time.Time // when the watcher last chose to ask its agent
 	misses  int       // questions in a row its agent let time out
+
+	evCount eventCounts // live events by type, for /metrics (metrics.go)
 }
 
 // missesAllowed is how many questions in a row an agent may let time out
@@ -111,7 +114,8 @@ func newState(defaultBot string) *state {
 		expiry:     botExpiry,
 		maxBots:    botTableCap,
 		log:        slog.Default(),
-		ageBudget:  ageBudget,
+		ageMin:     ageMin,
+		ageMax:     ageMax,
 		wake:       make(chan struct{}, 1),
 	}
 	st.bots[defaultBot] = &botState{seen: st.now()}
@@ -289,6 +293,7 @@ func (s *state) event(e bus.Event) {
 		return
 	}
 	b.seen = s.now()
+	b.evCount.add(e.Type) // each live event comes once, whatever the history holds
 	// The history may have brought it first: other dashboards store it as
 	// they receive it, and the two arrive on different subscriptions.
 	k := keyOf(e)
@@ -524,18 +529,21 @@ func effective(name string, b *botState, now time.Time) bus.Status {
 // A status that differs only in when the last heartbeat came (the page
 // shows its age, which it counts on by itself from the last status) is
 // "time-only": sending each would cost every stream every heartbeat of
-// every bot. Those go out oldest first, within ageBudget a second: a small
-// fleet still sees every heartbeat, a big one sees each bot's age put right
-// every few tens of seconds, and any real change (state, PID, stats, agent)
-// at once.
+// every bot. Those go out oldest first, within a budget a second that
+// shrinks as streams grow (ageDeliveries in all, between ageMin and ageMax
+// per stream): with a page or two open, 2,000 bots show every heartbeat and
+// 10,000 each age put right every 5 s; with 1,000 streams, every 100 s. Any
+// real change (state, PID, stats, agent) goes at once.
 const (
 	// flushInterval is how long a change may wait for others to share its
 	// event: half the 100 ms a change may take to reach a stream.
 	flushInterval = 50 * time.Millisecond
-	// ageBudget is how many time-only statuses a second the streams get,
-	// and ageEvery how often they go out when nothing else does.
-	ageBudget = 100
-	ageEvery  = time.Second
+	// The budget of time-only statuses a second, and ageEvery how often
+	// they go out when nothing else does.
+	ageDeliveries = 20_000
+	ageMin        = 100
+	ageMax        = 2_000
+	ageEvery      = time.Second
 	// snapshotChunk is how many statuses one event of a snapshot holds.
 	snapshotChunk = 256
 	// cacheFresh is how old a bot's marshalled status may be and still be
@@ -649,7 +657,8 @@ func (s *state) flush() {
 		elapsed = ageEvery
 	}
 	s.lastAge = now
-	s.ageCredit = min(s.ageCredit+float64(s.ageBudget)*elapsed.Seconds(), float64(s.ageBudget)*ageEvery.Seconds())
+	budget := float64(min(max(ageDeliveries/max(len(s.subs), 1), s.ageMin), s.ageMax))
+	s.ageCredit = min(s.ageCredit+budget*elapsed.Seconds(), budget*ageEvery.Seconds())
 	n := 0
 	for ; n < len(s.ageQueue) && s.ageCredit >= 1; n++ {
 		name := s.ageQueue[n]

@@ -221,7 +221,7 @@ func TestManyBotsOneEvent(t *testing.T) {
 // time is sent within the budget, oldest first; a real change at once.
 func TestTimeOnlyChangesWithinBudget(t *testing.T) {
 	s, clock := newTestState()
-	s.ageBudget = 10 // a second
+	s.ageMin, s.ageMax = 10, 10 // a second
 	sub, _ := s.subscribe()
 	defer s.streams.Done()
 	const bots = 50
