@@ -40,6 +40,12 @@ type Agent struct {
 	BotLogin bus.Login
 	PIDFile  string
 	LogFile  string // the bot's stdout and stderr; empty discards them
+	// LogMaxSize is the size in bytes at which LogFile is rotated (default
+	// DefaultLogMaxSize), LogKeep how many rotated files are kept (default
+	// DefaultLogKeep); LogTimestamps prefixes each line with its time.
+	LogMaxSize    int64
+	LogKeep       int
+	LogTimestamps bool
 
 	// Dir is the bot's working directory; empty: the agent's.
 	Dir string
@@ -195,6 +201,14 @@ func (s *supervisor) serve(r *responder) (*botService, error) {
 		eps = append(eps, serviceEndpoint{name: op, subject: bus.AgentSubject(s.cfg.Name, op),
 			metadata: map[string]string{"name": s.cfg.Name}, handler: s.handler(op)})
 	}
+	// The log endpoints answer from memory, off the loop (see logs.go).
+	for _, ep := range []struct {
+		op string
+		h  func(micro.Request)
+	}{{bus.OpLogs, s.handleLogs}, {bus.OpLogsFollow, s.handleFollow}} {
+		eps = append(eps, serviceEndpoint{name: ep.op, subject: bus.AgentSubject(s.cfg.Name, ep.op),
+			metadata: map[string]string{"name": s.cfg.Name}, handler: ep.h})
+	}
 	return r.addService(bus.ServiceVersion(s.cfg.Version), "lifeline agent supervising bot "+s.cfg.Name,
 		map[string]string{"name": s.cfg.Name, "host": host, "pid": fmt.Sprint(os.Getpid())}, eps)
 }
@@ -253,6 +267,8 @@ type supervisor struct {
 	finished bool
 
 	hangT, backoffT, escalateT *time.Timer
+
+	logs botLogs // the bot's output (see logs.go)
 
 	// notify is the bot's sd_notify socket, nil where there is none;
 	// speaksNotify is set once a process of the bot has sent READY=1.
@@ -369,6 +385,8 @@ func (s *supervisor) onWaitTimer() {
 
 // run is the one loop that owns the supervisor's state.
 func (s *supervisor) run(ctx context.Context) {
+	s.openLogs()
+	defer s.closeLogs() // after the deferred func below: the bot has exited or stays
 	defer func() {
 		close(s.done)
 		if s.p != nil {

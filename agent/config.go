@@ -89,6 +89,12 @@ func (a *Agent) Validate() error {
 	if a.BackoffMax < a.BackoffMin {
 		return &ConfigError{Field: "BackoffMax", Value: a.BackoffMax, Err: ErrBackoffOrder}
 	}
+	if a.LogMaxSize < 0 {
+		return &ConfigError{Field: "LogMaxSize", Value: a.LogMaxSize, Err: ErrNegative}
+	}
+	if a.LogKeep < 0 {
+		return &ConfigError{Field: "LogKeep", Value: a.LogKeep, Err: ErrNegative}
+	}
 	return nil
 }
 

@@ -75,6 +75,9 @@ type botTOML struct {
 	StopBotOnExit    *bool             `toml:"stop_bot_on_exit"`
 	RequireHeartbeat *bool             `toml:"require_heartbeat"`
 	Ready            *string           `toml:"ready"`
+	LogMaxSize       *logSize          `toml:"log_max_size"`
+	LogKeep          *int              `toml:"log_keep"`
+	LogTimestamps    *bool             `toml:"log_timestamps"`
 }
 
 // duration is a TOML string such as "5s".
@@ -99,6 +102,8 @@ var fieldKeys = map[string]string{
 	"BackoffMax":       "backoff_max",
 	"BackoffReset":     "backoff_reset",
 	"Ready":            "ready",
+	"LogMaxSize":       "log_max_size",
+	"LogKeep":          "log_keep",
 }
 
 // LoadConfig reads and checks the agent config file at path. Every bot it
@@ -241,6 +246,7 @@ func merge(d, b botTOML) botTOML {
 	if b.Ready != nil {
 		out.Ready = b.Ready
 	}
+	mergeLogs(&out, b)
 	return out
 }
 
@@ -278,6 +284,9 @@ func (b botTOML) agent(name string) (*Agent, []string, error) {
 	}
 	if b.Ready != nil {
 		a.Ready = *b.Ready
+	}
+	if key, err := b.logs(a); err != nil {
+		return nil, []string{key}, err
 	}
 	// Paths are made absolute against the agent's directory, as its flags
 	// are, so that the bot's own dir does not move them.

@@ -99,16 +99,12 @@ func (s *supervisor) spawn() (*proc, error) {
 	}
 	cmd.ExtraFiles = []*os.File{pf.Descriptor()}
 	cmd.SysProcAttr = sysProcAttr()
-	if s.cfg.LogFile != "" {
-		logf, err := openLog(s.cfg.LogFile)
-		if err != nil {
-			// The bot matters more than its log: start it anyway, and say so.
-			s.problem = fmt.Sprintf("cannot open bot log: %v", err)
-			s.log.Warn("bot output discarded", "err", err)
-		} else {
-			defer logf.Close()
-			cmd.Stdout, cmd.Stderr = logf, logf
-		}
+	// The capture's pipes (logs.go), the same for every respawn; the bot
+	// matters more than its log, so it starts even without one.
+	stdout, stderr, closeOut := s.botOutput()
+	defer closeOut()
+	if stdout != nil {
+		cmd.Stdout, cmd.Stderr = stdout, stderr
 	}
 	if err := cmd.Start(); err != nil {
 		pf.Remove()

@@ -105,7 +105,10 @@ func Permissions(u User) (*server.Permissions, error) {
 	switch u.Role {
 	case RoleOperator:
 		return allow(
-			cat(ask, jsRead, []string{"lifeline.agent.*.status", "lifeline.agent.*.restart", "lifeline.agent.*.stop", "lifeline.agent.*.start"}),
+			cat(ask, jsRead, []string{"lifeline.agent.*.status", "lifeline.agent.*.restart", "lifeline.agent.*.stop", "lifeline.agent.*.start",
+				// Logs may hold secrets: operators and the dashboards read
+				// them, viewers, agents and bots do not.
+				"lifeline.agent.*." + OpLogs, "lifeline.agent.*." + OpLogsFollow}),
 			cat(inbox, watch),
 		), nil
 	case RoleViewer:

@@ -156,6 +156,8 @@ func (e *RefusedError) Error() string {
 		return fmt.Sprintf("%s: %s may not ask for the status of bots", ErrRefused, who)
 	case OpRestart, OpStop, OpStart:
 		return fmt.Sprintf("%s: %s may not %s bots", ErrRefused, who, e.Op)
+	case OpLogs, OpLogsFollow:
+		return fmt.Sprintf("%s: %s may not read bots' logs (operator logins and the dashboard only)", ErrRefused, who)
 	}
 	return fmt.Sprintf("%s: %s may not publish to %s", ErrRefused, who, e.Subject)
 }

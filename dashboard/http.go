@@ -144,6 +144,8 @@ func (d *Dashboard) newApp() *fiber.App {
 	api.Get("/bots", d.handleBots)
 	api.Get("/bots/:name", func(c fiber.Ctx) error { return d.handleStatus(c, c.Params("name")) })
 	api.Get("/bots/:name/events", func(c fiber.Ctx) error { return d.handleBotEvents(c, c.Params("name")) })
+	api.Get("/bots/:name/logs", d.handleLogs)              // logs.go
+	api.Get("/bots/:name/logs/stream", d.handleLogsStream) // logs.go
 	for _, op := range []string{bus.OpRestart, bus.OpStop, bus.OpStart} {
 		api.Post("/bots/:name/"+op, func(c fiber.Ctx) error { return d.handleCommand(c, strings.Clone(c.Params("name")), op) })
 	}

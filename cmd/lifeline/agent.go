@@ -36,6 +36,9 @@ type AgentCommand struct {
 	StartTimeout     time.Duration
 	StopTimeout      time.Duration
 	LogFile          string
+	LogMaxSize       sizeFlag
+	LogKeep          countFlag
+	LogTimestamps    bool
 	BackoffMin       time.Duration
 	BackoffMax       time.Duration
 	BackoffReset     time.Duration
@@ -62,6 +65,10 @@ func (c *AgentCommand) flagSet() *flag.FlagSet {
 	fs.DurationVar(&c.StartTimeout, "start-timeout", agent.DefaultStartTimeout, "Longest wait for a new bot's first heartbeat before it counts as hung.")
 	fs.DurationVar(&c.StopTimeout, "stop-timeout", agent.DefaultStopTimeout, "Grace period after the shutdown request and SIGTERM before SIGKILL.")
 	fs.StringVar(&c.LogFile, "log-file", "", "Send the bot's stdout and stderr to `FILE` (default: data/NAME.log, so data/bot.log).")
+	c.LogMaxSize, c.LogKeep = agent.DefaultLogMaxSize, agent.DefaultLogKeep
+	fs.Var(&c.LogMaxSize, "log-max-size", "Rotate the log when it reaches `SIZE` (10MB, 512KB, bytes); never inside a line.")
+	fs.Var(&c.LogKeep, "log-keep", "Keep `N` rotated log files (FILE.log is the newest; older ones are named with their time).")
+	fs.BoolVar(&c.LogTimestamps, "log-timestamps", false, "Start each line of the log file with the time it was written (the bot's output is otherwise kept as is).")
 	fs.DurationVar(&c.BackoffMin, "backoff-min", agent.DefaultBackoffMin, "First wait before respawning a bot that keeps dying young.")
 	fs.DurationVar(&c.BackoffMax, "backoff-max", agent.DefaultBackoffMax, "Longest wait between respawns of a crash-looping bot.")
 	fs.DurationVar(&c.BackoffReset, "backoff-reset", agent.DefaultBackoffReset, "A bot that ran this long is healthy again: the backoff starts over.")
@@ -98,7 +105,7 @@ directory, the agent logs in with ./data/bus/agent.nk by itself; elsewhere give
 it a copy of that file (--nats-nkey), or a password login in $NATS_URL
 (nats://USER:PASSWORD@host:port), never in argv: logs show it as xxxxx.`,
 		(&AgentCommand{}).flagSet(), "name", "nats-url", "nats-nkey", "nats-ca", "pid-file", "heartbeat-timeout", "start-timeout", "stop-timeout",
-		"log-file", "backoff-min", "backoff-max", "backoff-reset", "require-heartbeat", "ready", "stop-bot-on-exit", "config", "check")
+		"log-file", "log-max-size", "log-keep", "log-timestamps", "backoff-min", "backoff-max", "backoff-reset", "require-heartbeat", "ready", "stop-bot-on-exit", "config", "check")
 }
 
 // ParseFlags fills c from args (flags, then the bot's command line) and the
@@ -165,6 +172,9 @@ func (c *AgentCommand) agent() *agent.Agent {
 		NATSCA:           c.NATSCA,
 		PIDFile:          orDefault(c.PIDFile, filepath.Join("data", c.Name+".pid")),
 		LogFile:          orDefault(c.LogFile, filepath.Join("data", c.Name+".log")),
+		LogMaxSize:       int64(c.LogMaxSize),
+		LogKeep:          int(c.LogKeep),
+		LogTimestamps:    c.LogTimestamps,
 		Command:          c.Command,
 		HeartbeatTimeout: c.HeartbeatTimeout,
 		StartTimeout:     c.StartTimeout,

@@ -52,6 +52,7 @@ var commands = []struct{ name, summary string }{
 	{"bot", botSummary},
 	{"status", statusSummary},
 	{"ls", lsSummary},
+	{"logs", logsSummary},
 	{"restart", restartSummary},
 	{"stop", stopSummary},
 	{"start", startSummary},
@@ -74,6 +75,8 @@ func newCommand(name string, e *env) command {
 		return &StatusCommand{clientFlags: clientFlags{env: e}}
 	case "ls":
 		return &LsCommand{env: e}
+	case "logs":
+		return &LogsCommand{clientFlags: clientFlags{env: e}}
 	case "restart":
 		return &RestartCommand{controlCommand{clientFlags: clientFlags{env: e}}}
 	case "stop":
