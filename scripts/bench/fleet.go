@@ -247,21 +247,24 @@ const botsPerAgent = 100
 // Probe bots' heartbeats carry stats.bench_seq, and their publish times are
 // kept, so that stream clients can time them.
 type sim struct {
-	conns  []*nats.Conn
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	probes map[string]bool // read-only once started
+	conns    []*nats.Conn
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	probes   map[string]bool // heartbeat probes; read-only once started
+	evProbes map[string]bool // event probes, other bots (an event makes the dashboard ask the agent anew)
 
-	mu  sync.Mutex
-	pub map[string]map[int64]time.Time // probe bot -> bench_seq -> publish time
+	mu    sync.Mutex
+	pub   map[string]map[int64]time.Time // probe bot -> bench_seq -> heartbeat publish time
+	evPub map[string]map[int64]time.Time // probe bot -> seq -> event publish time
 }
 
 func simName(i int) string { return fmt.Sprintf("sim%05d", i) }
 
 func startSim(url, seed string, bots, probes int) (*sim, error) {
-	s := &sim{stop: make(chan struct{}), probes: make(map[string]bool), pub: make(map[string]map[int64]time.Time)}
+	s := &sim{stop: make(chan struct{}), probes: make(map[string]bool), evProbes: make(map[string]bool), pub: make(map[string]map[int64]time.Time), evPub: make(map[string]map[int64]time.Time)}
 	for i := 0; i < probes && i*botsPerAgent < bots; i++ {
 		s.probes[simName(i*botsPerAgent)] = true // the first bot of the first agents
+		s.evProbes[simName(i*botsPerAgent+1)] = true
 	}
 	for first := 0; first < bots; first += botsPerAgent {
 		nc, err := connect(url, seed)
@@ -315,23 +318,36 @@ func (s *sim) beat(nc *nats.Conn, names []string, agentPID int, started time.Tim
 		}
 		data := bus.Encode(hb)
 		if probe {
-			s.mu.Lock()
-			if s.pub[names[k]] == nil {
-				s.pub[names[k]] = make(map[int64]time.Time)
-			}
-			s.pub[names[k]][int64(seq[k])] = time.Now()
-			s.mu.Unlock()
+			s.record(s.pub, names[k], int64(seq[k]))
 		}
 		nc.Publish(bus.HeartbeatSubject(names[k]), data)
+		if s.evProbes[names[k]] {
+			// And a lifecycle event, a state change: those go to the
+			// streams at once, where heartbeats that change nothing else
+			// may wait their turn.
+			ev := bus.Event{Time: time.Now(), Name: names[k], Type: bus.EventStarted, PID: hb.PID, Reason: fmt.Sprintf("bench %d", seq[k])}
+			s.record(s.evPub, names[k], int64(seq[k]))
+			nc.Publish(bus.EventsSubject(names[k]), bus.Encode(ev))
+		}
 	}
 }
 
 func (s *sim) isProbe(name string) bool { return s.probes[name] }
 
-func (s *sim) published(name string, seq int64) (time.Time, bool) {
+// record notes when probe message seq of bot name was published.
+func (s *sim) record(m map[string]map[int64]time.Time, name string, seq int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, ok := s.pub[name][seq]
+	if m[name] == nil {
+		m[name] = make(map[int64]time.Time)
+	}
+	m[name][seq] = time.Now()
+}
+
+func (s *sim) published(m map[string]map[int64]time.Time, name string, seq int64) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := m[name][seq]
 	return t, ok
 }
 
@@ -459,13 +475,13 @@ func waitTracked(api dashAPI, bots int, timeout time.Duration) (listed, withAgen
 // probe heartbeat from its publication to each client's status event for it.
 func fleetStreams(c config, w io.Writer, api dashAPI, s *sim, dash []int) error {
 	var (
-		mu         sync.Mutex
-		latencies  []float64
-		refused    atomic.Int64
-		connected  atomic.Int64
-		readBytes  atomic.Int64
-		sampling   atomic.Bool // only heartbeats timed within the window count
-		refusedWhy atomic.Value
+		mu                     sync.Mutex
+		latencies, evLatencies []float64
+		refused                atomic.Int64
+		connected              atomic.Int64
+		readBytes              atomic.Int64
+		sampling               atomic.Bool // only heartbeats timed within the window count
+		refusedWhy             atomic.Value
 	)
 	var (
 		wg       sync.WaitGroup
@@ -477,7 +493,8 @@ func fleetStreams(c config, w io.Writer, api dashAPI, s *sim, dash []int) error 
 	)
 	// streamClient reads one live stream until it ends: true when the
 	// dashboard ended it, false when the harness did.
-	streamClient := func(body io.Reader, last map[string]int64, mine *[]float64, warmed *bool) bool {
+	streamClient := func(body io.Reader, mine, mineEv *[]float64, warmed *bool) bool {
+		last, lastEv := make(map[string]int64), make(map[string]int64)
 		r := bufio.NewReaderSize(body, 64<<10)
 		var long []byte // a line longer than the buffer, so far
 		for {
@@ -495,12 +512,22 @@ func fleetStreams(c config, w io.Writer, api dashAPI, s *sim, dash []int) error 
 			if long != nil {
 				line, long = append(long, line...), nil
 			}
-			if !bytes.Contains(line, []byte(`"bench_seq"`)) {
+			if !bytes.Contains(line, []byte(`bench`)) {
 				continue
 			}
 			at := time.Now()
+			probeSeqs(line, eventKey, func(name string, seq int64) {
+				prev, seen := lastEv[name]
+				if seq <= prev {
+					return
+				}
+				lastEv[name] = seq
+				if t, ok := s.published(s.evPub, name, seq); ok && seen && sampling.Load() {
+					*mineEv = append(*mineEv, ms(at.Sub(t)))
+				}
+			})
 			// One "status" or a batch of them in a "statuses" event.
-			probeSeqs(line, func(name string, seq int64) {
+			probeSeqs(line, heartbeatKey, func(name string, seq int64) {
 				// The first sighting of a bot on a stream is the snapshot
 				// sent on connecting, not a heartbeat arriving: no sample.
 				prev, seen := last[name]
@@ -515,7 +542,7 @@ func fleetStreams(c config, w io.Writer, api dashAPI, s *sim, dash []int) error 
 					*warmed = true // past its snapshot: live updates from here on
 					warm.Add(1)
 				}
-				if t, ok := s.published(name, seq); ok && sampling.Load() {
+				if t, ok := s.published(s.pub, name, seq); ok && sampling.Load() {
 					*mine = append(*mine, ms(at.Sub(t)))
 				}
 			})
@@ -523,11 +550,12 @@ func fleetStreams(c config, w io.Writer, api dashAPI, s *sim, dash []int) error 
 	}
 	for range c.streamClients {
 		wg.Go(func() {
-			var mine []float64
+			var mine, mineEv []float64
 			warmed := false
 			defer func() {
 				mu.Lock()
 				latencies = append(latencies, mine...)
+				evLatencies = append(evLatencies, mineEv...)
 				mu.Unlock()
 			}()
 			// A stream the dashboard ends is opened again after the
@@ -552,7 +580,7 @@ func fleetStreams(c config, w io.Writer, api dashAPI, s *sim, dash []int) error 
 				if first {
 					connected.Add(1)
 				}
-				if !streamClient(body, make(map[string]int64), &mine, &warmed) {
+				if !streamClient(body, &mine, &mineEv, &warmed) {
 					return
 				}
 				ended.Add(1)
@@ -597,6 +625,12 @@ func fleetStreams(c config, w io.Writer, api dashAPI, s *sim, dash []int) error 
 			median(latencies), percentile(latencies, 99), slices.Max(latencies), len(latencies), len(s.probes)))
 	}
 	row(w, "  streams past their first snapshot", fmt.Sprintf("%d of %d, %.1f s after all connected (waited at most %s)", warm.Load(), connected.Load(), warmTook.Seconds(), c.streamWarmup))
+	if len(evLatencies) > 0 {
+		row(w, "  lifecycle event (state change) -> client", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d samples)",
+			median(evLatencies), percentile(evLatencies, 99), slices.Max(evLatencies), len(evLatencies)))
+	} else {
+		row(w, "  lifecycle event (state change) -> client", "none reached a client in the window")
+	}
 	if why, ok := refusedWhy.Load().(string); ok {
 		row(w, "  first refusal", why)
 	}
@@ -635,12 +669,16 @@ func openStream(api dashAPI) (io.ReadCloser, error) {
 	return resp.Body, nil
 }
 
-// probeSeqs calls f with each probe heartbeat in one SSE data line, one
-// status or a batch of them: every "bench_seq" with the name of its status
-// object (the nearest "name" before it: a status holds no other). It scans
+// The probe marks stream clients look for: a heartbeat's stats.bench_seq in
+// a status, and the "bench N" reason of a lifecycle event.
+var heartbeatKey, eventKey = []byte(`"bench_seq":`), []byte(`"reason":"bench `)
+
+// probeSeqs calls f with each probe mark key in one SSE data line (one
+// status, a batch of them, or an event): the number after key with the name
+// of its object (the nearest "name" before it: neither holds another). It scans
 // rather than decodes, as a client at fleet size gets thousands a second.
-func probeSeqs(line []byte, f func(name string, seq int64)) {
-	key, nameKey := []byte(`"bench_seq":`), []byte(`"name":"`)
+func probeSeqs(line []byte, key []byte, f func(name string, seq int64)) {
+	nameKey := []byte(`"name":"`)
 	for i := 0; ; {
 		j := bytes.Index(line[i:], key)
 		if j < 0 {
