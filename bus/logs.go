@@ -38,7 +38,7 @@ const (
 	LogsFollowRenew  = 5 * time.Second
 	// LogsBatchDelay is the longest a captured line waits before it is
 	// published to a follower: batches, not one message per line.
-	LogsBatchDelay = 20 * time.Millisecond
+	LogsBatchDelay = 10 * time.Millisecond
 )
 
 // LogsRequest asks for the last N lines (OpLogs), or starts or renews a

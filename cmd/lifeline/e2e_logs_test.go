@@ -251,7 +251,7 @@ func TestE2ELogsRotation(t *testing.T) {
 		"sh", "-c", fmt.Sprintf(`i=0; while [ $i -lt %d ]; do i=$((i+1)); echo "line $i"; done; exec sleep 600`, lines))
 	s.running()
 	var files []string
-	e2eWait(t, 20*time.Second, "the last line logged and 3 rotated files kept", func() (bool, string) {
+	e2eWait(t, 40*time.Second, "the last line logged and 3 rotated files kept", func() (bool, string) {
 		files, _ = filepath.Glob(s.data("bot*.log"))
 		cur, _ := os.ReadFile(s.data("bot.log"))
 		return len(files) == 4 && strings.Contains(string(cur), fmt.Sprintf("line %d\n", lines)), fmt.Sprint(files)
@@ -297,7 +297,7 @@ func TestE2ELogsAgentKilled(t *testing.T) {
 	e2eWait(t, 10*time.Second, "lines", func() (bool, string) {
 		out, _, _ := s.cli("logs", "-n", "4")
 		before = lastCount(out, "out")
-		return before > 0, out
+		return before > 20, out
 	})
 	s.agent.signal(syscall.SIGKILL)
 	s.agent.wait(5 * time.Second)
