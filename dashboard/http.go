@@ -125,6 +125,7 @@ func (d *Dashboard) newApp() *fiber.App {
 	})
 
 	app.Get("/healthz", func(c fiber.Ctx) error { return c.SendString("ok") })
+	app.Get("/metrics", d.requireAuth, d.metricsHandler()) // metrics.go
 	app.Get("/", d.handleIndex)
 	app.Get("/static/*", d.handleStatic)
 	app.Get("/login", d.handleLogin)
