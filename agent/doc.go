@@ -32,9 +32,19 @@
 //
 // A start (shown as "start" below) first looks for a live bot holding the
 // PID file (a look) and adopts it; otherwise it spawns one. Either way the state
-// becomes starting, or running at once when HeartbeatTimeout is zero. A
-// start that fails answers the operation in progress with the error and
-// goes to backoff for at least a second.
+// becomes starting, or running at once when HeartbeatTimeout is zero or the
+// bot is a Command bot without RequireHeartbeat (a program that may never
+// heartbeat), unless it is to send READY=1 first (Ready, or an earlier
+// process of it did). A start that fails answers the operation in progress
+// with the error and goes to backoff for at least a second.
+//
+// Hang detection is armed for the demo bot and RequireHeartbeat bots from
+// the start; for other Command bots once they show they can heartbeat (a
+// bus heartbeat, WATCHDOG=1, or READY=1 while HeartbeatTimeout is set, as
+// they were handed WATCHDOG_USEC). Until then a running bot has no hang
+// timer, and status says so (hang_detection). Each bot has its own
+// sd_notify socket (notify.go); its messages count only from the bot's PID
+// or a MAINPID= proven its descendant.
 //
 // The table lists each event with the states it can arrive in and what the
 // loop does; "→ x" is the state that follows. An event in a state not listed
@@ -69,6 +79,19 @@
 //	                                          want clear: → stopped. Else count the streak:
 //	                                          a backoff delay → backoff (emit backoff), none
 //	                                          → start
+//	sd_notify message     any with a bot      from another PID: ignored. MAINPID= from
+//	                                          the bot, a descendant: listened to as well.
+//	                                          STATUS=: kept for status. Then, unless the
+//	                                          bot is stopping:
+//	                        WATCHDOG=trigger  as a hang timer that found it hung (no round
+//	                                          trip) → hung
+//	                        STOPPING=1        stop reason stopSelf, stop-timeout timer at
+//	                                          StopTimeout → stopping; its exit emits
+//	                                          exited, not crashed, and it is respawned
+//	                        READY=1           arms hang detection (HeartbeatTimeout set);
+//	                                          starting → running as for a heartbeat
+//	                        WATCHDOG=1        a heartbeat (as above), and one is published
+//	                                          on the bus for the bot, at most every 20 ms
 //	hang timer            starting, running   deadline moved: re-arm. A 1 s bus round trip
 //	                                          fails: count as just connected, re-arm. Else
 //	                                          → hung, emit hung, answer an operation in

@@ -17,6 +17,9 @@ import (
 // it publishes heartbeats by hand, as SPEC says any program may. The agent
 // passes NATS_URL and LIFELINE_NAME; LIFELINE_TEST_BOT picks a behaviour.
 func fakeBot(mode string) int {
+	if n, ok := notifyModes[mode]; ok {
+		return n()
+	}
 	name := os.Getenv("LIFELINE_NAME")
 	if mode == "crash" {
 		return 1

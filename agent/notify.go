@@ -145,6 +145,8 @@ func (s *supervisor) selfStopping(p *proc) {
 // why not, for status.
 func (s *supervisor) hangDetection(p *proc) string {
 	switch {
+	case s.state == bus.StateStarting && s.waitReady():
+		return hangOn // no READY=1 within StartTimeout is a hang
 	case s.cfg.HeartbeatTimeout <= 0:
 		return hangOffTimeout
 	case s.strict() || p.armed():

@@ -92,9 +92,17 @@ COMMAND ARGS... is the program to run as the bot, after the flags and "--".
 Without one it runs the demo bot, this same binary:
   lifeline bot --name NAME --pid-file FILE   (the bus URL and login in its environment)
 
+A COMMAND bot counts as running once started, and a program that sends no
+heartbeat is never killed for its silence: hang detection arms at its first
+heartbeat, a bus heartbeat or systemd's sd_notify (the agent sets NOTIFY_SOCKET
+and WATCHDOG_USEC, as systemd does for Type=notify with WatchdogSec=: WATCHDOG=1
+is a heartbeat, READY=1 arms it too, STATUS= shows in lifeline status).
+--require-heartbeat holds a bot to a first heartbeat within --start-timeout.
+
 Examples:
   lifeline agent
-  lifeline agent --name mybot --heartbeat-timeout 0 -- python3 mybot.py --verbose
+  lifeline agent --name mybot -- python3 mybot.py --verbose
+  lifeline agent --name pybot --ready notify -- python3 examples/python/bot.py
   lifeline agent --name worker --nats-url nats://dash.example:4222 -- ./worker
   lifeline agent --nats-url tls://dash-a:4222,tls://dash-b:4222 --nats-nkey agent.nk --nats-ca ca.pem
   lifeline agent --config fleet.toml          (many bots, one process; SIGHUP re-reads it)

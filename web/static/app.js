@@ -465,6 +465,9 @@
     setText(agent, formatAgent(st));
     agent.classList.toggle("warn", !(st.agent && st.agent.connected));
     setText($("bot-resources"), agentKnows(st) ? formatCPU(st) + " · " + formatBytes(st.rss_bytes) : "–");
+    // sd_notify STATUS= and whether hangs are detected (issue 12), as sent.
+    setText($("bot-status-text"), st.status_text || "–");
+    setText($("bot-hang"), st.hang_detection || "–");
     document.title = stateLabel(st.state) + (st.pid ? " (PID " + st.pid + ")" : "") + " · " + name + " · lifeline";
     const problem = $("bot-problem");
     const text = note(st);
