@@ -28,7 +28,9 @@ func TestMain(m *testing.M) {
 		// cleaning up, so it is no place for a leak check.
 		os.Exit(fakeBot(mode))
 	}
-	goleak.VerifyTestMain(m)
+	// lumberjack's mill goroutine (one per bot log, see internal/logcap)
+	// never ends.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"))
 }
 
 // harness is one agent under test, on a real bus, supervising real processes.

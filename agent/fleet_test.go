@@ -60,8 +60,9 @@ func discovered(t *testing.T, nc *nats.Conn, verb micro.Verb) []string {
 		if info.Name != bus.AgentService {
 			t.Errorf("service name %q", info.Name)
 		}
-		if verb == micro.InfoVerb && len(info.Endpoints) != 4 {
-			t.Errorf("bot %s: %d endpoints, want 4", info.Metadata["name"], len(info.Endpoints))
+		// status, restart, stop, start, logs, logs-follow
+		if verb == micro.InfoVerb && len(info.Endpoints) != 6 {
+			t.Errorf("bot %s: %d endpoints, want 6", info.Metadata["name"], len(info.Endpoints))
 		}
 		names = append(names, info.Metadata["name"])
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -85,6 +86,10 @@ type follow struct {
 // the plain file, as before: the bot matters more than its log.
 func (s *supervisor) openLogs() {
 	if s.cfg.LogFile == "" {
+		return
+	}
+	if _, err := os.Stat(filepath.Dir(s.cfg.LogFile)); err != nil {
+		// Not ours to create: the plain open fails too and status says why.
 		return
 	}
 	c, err := logcap.New(logcap.Config{
