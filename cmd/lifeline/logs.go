@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -175,21 +176,26 @@ func (c *LogsCommand) print(r bus.LogsReply) error {
 	if r.Omitted > 0 {
 		fmt.Fprintf(c.env.stderr, "lifeline: %d older lines left out (a reply holds at most %d KiB)\n", r.Omitted, bus.MaxLogsBytes>>10)
 	}
+	// One write per stream and batch, not one per line: at 10,000 lines a
+	// second the syscalls would slow the follow.
+	stdout, stderr := bufio.NewWriterSize(c.env.stdout, 64<<10), bufio.NewWriterSize(c.env.stderr, 16<<10)
+	defer stderr.Flush()
+	defer stdout.Flush()
 	for _, l := range r.Lines {
 		if c.JSON {
-			if err := printJSON(c.env.stdout, l); err != nil {
+			if err := printJSON(stdout, l); err != nil {
 				return err
 			}
 			continue
 		}
-		var w io.Writer = c.env.stdout
+		var w io.Writer = stdout
 		text := l.Text
 		switch l.Stream {
 		case bus.StreamStdout:
 		case bus.StreamStderr:
-			w = c.env.stderr
+			w = stderr
 		default:
-			w, text = c.env.stderr, "lifeline: "+text
+			w, text = stderr, "lifeline: "+text
 		}
 		end := "\n"
 		if l.Cut {
