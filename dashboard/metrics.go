@@ -32,10 +32,16 @@ var botStates = [...]bus.State{
 // countedEvents are the event types counted one by one; any other (a newer
 // agent may add some, and anyone who may publish events may make them up)
 // counts as "other", so a bot has at most len(countedEvents)+1 counters.
+// The watchedEvents come first: those are reported from 0.
 var countedEvents = [...]bus.EventType{
-	bus.EventStarted, bus.EventExited, bus.EventCrashed, bus.EventHung, bus.EventKilled,
-	bus.EventRestarted, bus.EventStopped, bus.EventBackoff, bus.EventAdopted,
+	bus.EventCrashed, bus.EventHung, bus.EventBackoff,
+	bus.EventStarted, bus.EventExited, bus.EventKilled,
+	bus.EventRestarted, bus.EventStopped, bus.EventAdopted,
 }
+
+// watchedEvents are the event types an alert would watch: once a bot had
+// an event, they are reported even at 0.
+var watchedEvents = countedEvents[:3]
 
 // otherEvent labels the events of a type not in countedEvents.
 const otherEvent = "other"
@@ -179,11 +185,15 @@ func (c *botCollector) Collect(ch chan<- prometheus.Metric) {
 			send(c.rss, prometheus.GaugeValue, float64(b.rss), b.name)
 			send(c.cpu, prometheus.GaugeValue, b.cpu, b.name)
 		}
-		// Every type once a bot had any event, so that the first crash is
-		// an increase from 0 rather than a new series that increase() misses.
+		// The types seen, and the ones alerts watch from the bot's first
+		// event on, so that its first crash is an increase from 0 rather
+		// than a new series that increase() misses. Zeros for every type
+		// would be a third of a fleet's series.
 		if b.eventsKnown {
 			for i, n := range b.events {
-				send(c.events, prometheus.CounterValue, float64(n), b.name, b.events.label(i))
+				if n > 0 || i < len(watchedEvents) {
+					send(c.events, prometheus.CounterValue, float64(n), b.name, b.events.label(i))
+				}
 			}
 		}
 	}

@@ -1,0 +1,6 @@
+//go:build race
+
+package dashboard
+
+// raceBuild: the race detector makes fleet-sized tests ten times slower.
+const raceBuild = true
