@@ -217,6 +217,8 @@ func flagSetOf(t *testing.T, name string) *flag.FlagSet {
 		return new(StatusCommand).flagSet()
 	case "ls":
 		return new(LsCommand).flagSet()
+	case "logs":
+		return new(LogsCommand).flagSet()
 	case "restart", "stop", "start":
 		return new(controlCommand).flagSet(name)
 	case "service":
