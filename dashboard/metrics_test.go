@@ -3,11 +3,13 @@ package dashboard
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"github.com/lifeline-dev/lifeline/bus"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -425,5 +428,53 @@ func TestMetricsFleetScrape(t *testing.T) {
 	}
 	if c := bytes.Count(body, []byte("\nlifeline_bot_up{")); c != n+1 {
 		t.Errorf("%d up series, want %d", c, n+1)
+	}
+}
+
+// The Grafana dashboard in examples/ is valid JSON, and every lifeline_
+// metric its queries use is one /metrics serves.
+func TestMetricsGrafanaExample(t *testing.T) {
+	data, err := os.ReadFile("../examples/grafana/lifeline.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(data, &dash); err != nil {
+		t.Fatalf("lifeline.json: %v", err)
+	}
+	served := map[string]bool{}
+	descs := make(chan *prometheus.Desc, 32)
+	newBotCollector(newState("bot")).Describe(descs)
+	close(descs)
+	for d := range descs {
+		name, _, _ := strings.Cut(strings.TrimPrefix(d.String(), `Desc{fqName: "`), `"`)
+		served[name] = true
+	}
+	used := map[string]bool{}
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			for _, m := range regexp.MustCompile(`lifeline_[a-z_]+`).FindAllString(tg.Expr, -1) {
+				used[m] = true
+				if !served[m] {
+					t.Errorf("panel %q uses %s, which /metrics does not serve (%v)", p.Title, m, served)
+				}
+			}
+		}
+	}
+	for _, m := range []string{"lifeline_bot_up", "lifeline_bot_state", "lifeline_bot_restarts_total",
+		"lifeline_bot_heartbeat_age_seconds", "lifeline_bot_resident_memory_bytes", "lifeline_bot_cpu_percent"} {
+		if !used[m] {
+			t.Errorf("no panel shows %s", m)
+		}
 	}
 }

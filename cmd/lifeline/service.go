@@ -260,6 +260,10 @@ func (c *ServiceCommand) serviceUser() (string, error) {
 // made absolute (a service starts in /).
 func (c *ServiceCommand) workDir() (string, error) {
 	dir := c.Dir
+	if runtime.GOOS == "windows" && dir != "" && !c.Print {
+		// kardianos cannot set one there: say so rather than ignore it.
+		return "", errors.New("--dir: a Windows service has no working directory; give absolute paths (--data, --nats-nkey, --config) instead")
+	}
 	if dir == "" {
 		wd, err := os.Getwd()
 		if err != nil {
