@@ -28,6 +28,7 @@ type LogsCommand struct {
 func (c *LogsCommand) flagSet() *flag.FlagSet {
 	fs := newFlagSet("logs")
 	c.define(fs)
+	fs.Lookup("json").Usage = "Print each line as one JSON object ({\"stream\",\"time\",\"text\",\"seq\"}) on stdout."
 	fs.IntVar(&c.Lines, "n", bus.DefaultLogLines, fmt.Sprintf("Print the last `N` lines (0 to %d; stdout and stderr together, in order).", bus.MaxLogLines))
 	fs.BoolVar(&c.Follow, "f", false, "Follow: print new lines as the bot writes them, until Ctrl+C (across agent restarts).")
 	fs.DurationVar(&c.Timeout, "timeout", 2*time.Second, "How long to wait for the agent's first answer.")
