@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -376,6 +377,17 @@ func TestMetricsLint(t *testing.T) {
 	}
 	// Every metric the SPEC names is there.
 	body := gatherText(t, st)
+	// And Prometheus's own checker agrees, where it is installed (Debian:
+	// apt-get install prometheus).
+	if promtool, err := exec.LookPath("promtool"); err != nil {
+		t.Logf("promtool not installed: linted with client_golang's linter only")
+	} else {
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = bytes.NewReader(body)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
+		}
+	}
 	for _, name := range []string{"lifeline_bot_up", "lifeline_bot_state", "lifeline_bot_restarts_total",
 		"lifeline_bot_heartbeat_age_seconds", "lifeline_bot_resident_memory_bytes", "lifeline_bot_cpu_percent",
 		"lifeline_events_total", "go_goroutines", "process_cpu_seconds_total"} {
