@@ -2,11 +2,13 @@
 // bots an agent starts, so programs written for Type=notify and WatchdogSec=
 // run unchanged under lifeline, in any language.
 //
-// The agent opens one Socket with Listen, hands each child the environment
-// from ChildEnv (NOTIFY_SOCKET, and WATCHDOG_USEC when hang detection is on),
-// and reads parsed datagrams from Socket.Messages. The Socket only proves who
-// sent a datagram (kernel-checked PID and UID, SO_PASSCRED) and drops those
-// from other users; deciding which PID is the bot is the agent's job.
+// The agent opens one Socket per bot with ListenFor (at a path fixed by the
+// bot's PID file, so a bot adopted by a new agent still reaches it), hands
+// each child the environment from ChildEnv (NOTIFY_SOCKET, and WATCHDOG_USEC
+// when hang detection is on), and reads parsed datagrams from
+// Socket.Messages. The Socket only proves who sent a datagram (kernel-checked
+// PID and UID, SO_PASSCRED) and drops those from other users; deciding
+// which PID is the bot is the agent's job.
 //
 // Only Linux passes credentials on datagram sockets; elsewhere Listen returns
 // ErrUnsupported and the agent supervises without sd_notify.
@@ -24,6 +26,17 @@ import (
 // ErrUnsupported means this platform cannot receive sd_notify datagrams with
 // their sender's credentials (everything but Linux).
 var ErrUnsupported = errors.New("sd_notify is not supported on this platform")
+
+// ListenFor refuses a socket path it cannot trust to be ours:
+// ErrNotPrivate for a directory that is a symlink, someone else's or not
+// 0700, ErrNotSocket for a file there that is not a socket (a symlink above
+// all: it is never followed nor removed), ErrInUse for a socket a live
+// agent still reads.
+var (
+	ErrNotPrivate = errors.New("is not a private directory of ours (mode 0700)")
+	ErrNotSocket  = errors.New("is not a socket; refusing to remove or follow it")
+	ErrInUse      = errors.New("is in use by another agent")
+)
 
 // MaxDatagram is the largest datagram accepted; systemd's own limit is 4 KiB
 // too (NOTIFY_BUFFER_MAX is larger, but no real message comes close). Longer

@@ -2,9 +2,11 @@ package sdnotify
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -28,9 +31,10 @@ const maxPath = len(unix.RawSockaddrUnix{}.Path) - 1
 // until Close; it never blocks on the consumer.
 type Socket struct {
 	conn *net.UnixConn
-	addr string // NOTIFY_SOCKET value: a path, or "@name" for an abstract socket
-	dir  string // private directory holding the socket file, removed by Close ("" if abstract)
-	uid  int    // only this sender UID is accepted
+	addr string      // NOTIFY_SOCKET value: a path, or "@name" for an abstract socket
+	dir  string      // private directory holding the socket file, removed by Close ("" if abstract)
+	file os.FileInfo // the socket file as bound, so Close removes no other
+	uid  int         // only this sender UID is accepted
 
 	msgs chan Message
 	done chan struct{}
@@ -48,6 +52,36 @@ type Socket struct {
 // is abstract ("@lifeline-notify-<random>"), where nothing but the UID check
 // keeps other users out.
 func Listen(dir string) (*Socket, error) {
+	bases, err := baseDirs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return listen(bases, true)
+}
+
+// ListenFor opens the notify socket of the bot named by key (the absolute
+// path of its PID file) at an address that depends only on key and the
+// agent's user: <base>/lifeline-notify-<hash>/sock, with base tried as in
+// Listen, else the abstract "@lifeline-notify-<hash>". A bot outlives its
+// agent still holding NOTIFY_SOCKET, so the next agent that adopts it must
+// listen where that points.
+//
+// The directory must be a real directory (not a symlink), owned by us and
+// mode 0700, or that base is passed over. A socket file already at the path
+// is a dead agent's and is replaced; one that still answers belongs to a
+// live agent (ErrInUse), and anything else there, a symlink above all, is
+// refused (ErrNotSocket) rather than removed or followed.
+func ListenFor(dir, key string) (*Socket, error) {
+	bases, err := baseDirs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return listenFixed(bases, fixedName(key), true)
+}
+
+// baseDirs lists where a private socket directory may go: dir (created 0700
+// if missing), $XDG_RUNTIME_DIR, os.TempDir().
+func baseDirs(dir string) ([]string, error) {
 	var bases []string
 	if dir != "" {
 		abs, err := filepath.Abs(dir)
@@ -62,8 +96,102 @@ func Listen(dir string) (*Socket, error) {
 	if rt := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(rt) {
 		bases = append(bases, rt)
 	}
-	bases = append(bases, os.TempDir())
-	return listen(bases, true)
+	return append(bases, os.TempDir()), nil
+}
+
+// fixedName is "lifeline-notify-" and 16 hex digits of a hash of the user
+// and key: short enough for any base that fits a path at all, and another
+// user's bot with the same PID file path gets another name in a shared /tmp.
+func fixedName(key string) string {
+	sum := sha256.Sum256([]byte(strconv.Itoa(os.Geteuid()) + "\x00" + key))
+	return "lifeline-notify-" + hex.EncodeToString(sum[:8])
+}
+
+// listenFixed binds name's socket in the first base where its private
+// directory can be had, then as an abstract name if abstract is true. A
+// stale, symlinked or busy socket path is an error at once, not a reason to
+// move elsewhere: the bot's NOTIFY_SOCKET must not depend on it.
+func listenFixed(bases []string, name string, abstract bool) (*Socket, error) {
+	var errs []error
+	for _, base := range bases {
+		priv := filepath.Join(base, name)
+		path := filepath.Join(priv, "sock")
+		if len(path) > maxPath {
+			continue
+		}
+		if err := privateDir(priv); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := clearStale(path); err != nil {
+			return nil, fmt.Errorf("listen notify socket: %w", err)
+		}
+		s, err := bind(path)
+		if err != nil {
+			return nil, fmt.Errorf("listen notify socket: %w", err)
+		}
+		s.dir = priv
+		return s, nil
+	}
+	if abstract {
+		s, err := bind("@" + name)
+		if err == nil {
+			return s, nil
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		errs = append(errs, errors.New("no directory short enough for a socket path"))
+	}
+	return nil, fmt.Errorf("listen notify socket: %w", errors.Join(errs...))
+}
+
+// privateDir makes sure p is a directory of ours that no one else can enter:
+// created 0700 if missing; if present, not a symlink, owned by us, 0700.
+// Only then may a file in it be trusted to be ours, and removed.
+func privateDir(p string) error {
+	if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create notify dir: %w", err)
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return fmt.Errorf("check notify dir: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() || fi.Mode().Perm() != 0o700 {
+		return fmt.Errorf("%s (%v): %w", p, fi.Mode(), ErrNotPrivate)
+	}
+	return nil
+}
+
+// clearStale removes a dead socket at path. Lstat never follows a symlink,
+// and only a socket is removed; the directory is ours alone (privateDir), so
+// nothing can swap the file between the check and the removal.
+func clearStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check notify socket: %w", err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("%s (%v): %w", path, fi.Mode(), ErrNotSocket)
+	}
+	// A datagram socket someone still reads accepts a connect; a dead
+	// one's file refuses it.
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("%s: %w", path, ErrInUse)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("check notify socket: %w", err)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove stale notify socket: %w", err)
+	}
+	return nil
 }
 
 // listen tries a private directory in each of bases in turn, then an
@@ -108,6 +236,7 @@ func listen(bases []string, abstract bool) (*Socket, error) {
 // bind creates the socket with SO_PASSCRED set before it has an address, so
 // no datagram can ever arrive without its sender's credentials.
 func bind(addr string) (*Socket, error) {
+	var file os.FileInfo
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("create socket: %w", err)
@@ -129,6 +258,7 @@ func bind(addr string) (*Socket, error) {
 			_ = os.Remove(addr)
 			return nil, fmt.Errorf("chmod socket: %w", err)
 		}
+		file, _ = os.Lstat(addr)
 	}
 	f := os.NewFile(uintptr(fd), addr)
 	pc, err := net.FilePacketConn(f) // dups fd
@@ -142,6 +272,7 @@ func bind(addr string) (*Socket, error) {
 	s := &Socket{
 		conn: pc.(*net.UnixConn),
 		addr: addr,
+		file: file,
 		uid:  os.Geteuid(),
 		msgs: make(chan Message, queueLen),
 		done: make(chan struct{}),
@@ -177,7 +308,13 @@ func (s *Socket) Close() error {
 		s.closeErr = s.conn.Close()
 		<-s.done
 		if s.dir != "" {
-			if err := os.RemoveAll(s.dir); err != nil && s.closeErr == nil {
+			// Only the file this Socket bound: at a fixed path, the next
+			// agent's socket may already be there.
+			if fi, err := os.Lstat(s.addr); err == nil && s.file != nil && os.SameFile(fi, s.file) {
+				_ = os.Remove(s.addr)
+			}
+			if err := os.Remove(s.dir); err != nil && !errors.Is(err, fs.ErrNotExist) &&
+				!errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) && s.closeErr == nil {
 				s.closeErr = fmt.Errorf("remove notify socket: %w", err)
 			}
 		}

@@ -11,6 +11,9 @@ type Socket struct{}
 // sockets at all.
 func Listen(string) (*Socket, error) { return nil, ErrUnsupported }
 
+// ListenFor returns ErrUnsupported, as Listen.
+func ListenFor(string, string) (*Socket, error) { return nil, ErrUnsupported }
+
 // Addr returns "".
 func (*Socket) Addr() string { return "" }
 
