@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
 )
@@ -75,6 +76,19 @@ type Config struct {
 	// printed with the local one, and it is closed when the dashboard stops.
 	Remote RemoteListener
 
+	// Alerts are notification URLs (shoutrrr's: generic+https://, slack://,
+	// telegram://, smtp://, ...) told when a bot crashes, hangs, enters
+	// backoff, loses its agent, and when it runs again (alerts.go). They
+	// may hold secrets: never logged or shown in full.
+	Alerts []string
+	// PublicURL is the page's address as operators reach it, linked from
+	// alerts; "" links nothing.
+	PublicURL string
+	// AlertStable is how long a bot must run cleanly before its recovery
+	// is sent (default DefaultAlertStable); AlertRetry the first wait
+	// before a failed delivery is retried (default DefaultAlertRetry).
+	AlertStable, AlertRetry time.Duration
+
 	// Out is where the page URL, login URL (with the token) and token file are
 	// printed for the operator; default os.Stdout. It is never the logger, so
 	// the token does not end up in log collectors.
@@ -112,6 +126,9 @@ func (c Config) Validate() error {
 	c = c.withDefaults()
 	if err := bus.ValidName(c.DefaultBot); err != nil {
 		return fmt.Errorf("default bot: %w", err)
+	}
+	if _, err := newAlertTargets(c.Alerts); err != nil {
+		return err
 	}
 	if c.NATSCA != "" {
 		if c.ExternalNATS == "" {

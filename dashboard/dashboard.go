@@ -31,6 +31,7 @@ import (
 	"github.com/lifeline-dev/lifeline/bus"
 	"github.com/lifeline-dev/lifeline/dashboard/history"
 	"github.com/lifeline-dev/lifeline/dashboard/internal/joinlistener"
+	"github.com/lifeline-dev/lifeline/dashboard/samples"
 	"github.com/lifeline-dev/lifeline/dashboard/session"
 	"github.com/nats-io/nats.go"
 )
@@ -103,6 +104,13 @@ type Dashboard struct {
 	runCtx context.Context
 	nc     *nats.Conn
 	watch  *watcher
+	alerts *alerter // nil without Config.Alerts (alerts.go)
+
+	// samples keeps the charts' samples (samples_http.go), nil without
+	// history; set by Run before serving, like runCtx. sampleEvery is its
+	// interval, 0 for the default (tests shorten it).
+	samples     *samples.Sampler
+	sampleEvery time.Duration
 
 	// mu guards closed and connErr, which Run, Close and the bus client's
 	// callbacks change while others read them.
@@ -201,7 +209,8 @@ func (d *Dashboard) startBus() (*bus.Server, error) {
 		TLSCert:       d.cfg.BusTLSCert,
 		TLSKey:        d.cfg.BusTLSKey,
 	}
-	if !d.cfg.NoHistory {
+	if !d.cfg.NoHistory || len(d.cfg.Alerts) > 0 {
+		// Alerts are queued in JetStream too (alerts.go).
 		cfg.StoreDir = filepath.Join(d.cfg.DataDir, "jetstream")
 	}
 	busDir := filepath.Join(d.cfg.DataDir, "bus")
@@ -439,6 +448,17 @@ func (d *Dashboard) Run(ctx context.Context) error {
 	}
 	w := newWatcher(nc, d.state, d.log, rec, runCtx, &wg)
 	d.runCtx, d.nc, d.watch = runCtx, nc, w
+	if !d.cfg.NoHistory {
+		d.samples = d.newSampler(nc)
+	}
+	if targets, _ := newAlertTargets(d.cfg.Alerts); len(targets) > 0 { // checked by Open
+		var cluster history.Cluster
+		if d.srv != nil {
+			cluster = d.srv // a nil *bus.Server would be a non-nil Cluster
+		}
+		d.alerts = newAlerter(d.log, d.state, nc, cluster, targets, d.cfg)
+		w.alerts = d.alerts
+	}
 	if err := w.subscribe(); err != nil {
 		nc.Close()
 		d.Close()
@@ -458,6 +478,10 @@ func (d *Dashboard) Run(ctx context.Context) error {
 	wg.Go(func() { d.state.runFlusher(runCtx) })
 	if !d.cfg.NoHistory {
 		wg.Go(func() { hist.Run(runCtx) })
+		wg.Go(func() { d.samples.Run(runCtx) })
+	}
+	if d.alerts != nil {
+		wg.Go(func() { d.alerts.run(runCtx) })
 	}
 
 	var runErr error

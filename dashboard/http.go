@@ -145,12 +145,15 @@ func (d *Dashboard) newApp() *fiber.App {
 	api.Get("/bots", d.handleBots)
 	api.Get("/bots/:name", func(c fiber.Ctx) error { return d.handleStatus(c, c.Params("name")) })
 	api.Get("/bots/:name/events", func(c fiber.Ctx) error { return d.handleBotEvents(c, c.Params("name")) })
+	api.Get("/bots/:name/samples", d.handleSamples)
+	api.Get("/bots/:name/timeline", d.handleTimeline)
 	api.Get("/bots/:name/logs", d.handleLogs)              // logs.go
 	api.Get("/bots/:name/logs/stream", d.handleLogsStream) // logs.go
 	for _, op := range []string{bus.OpRestart, bus.OpStop, bus.OpStart} {
 		api.Post("/bots/:name/"+op, func(c fiber.Ctx) error { return d.handleCommand(c, strings.Clone(c.Params("name")), op) })
 	}
 	api.Get("/events", d.handleEvents)
+	api.Get("/alerts", d.handleAlerts) // alerts_http.go
 	api.Get("/stream", d.handleStream)
 	api.Post("/login-link", d.handleLoginLink)
 	refuseUnknownMethods(app, d.cameThroughHTTPS)

@@ -21,12 +21,13 @@ import (
 // It gets what it uses, not the Dashboard: the bus client, the bots' state,
 // the logger and the history recorder, from Run.
 type watcher struct {
-	nc    *nats.Conn
-	state *state
-	log   *slog.Logger
-	ctx   context.Context // cancelled when the dashboard stops
-	wg    *sync.WaitGroup // Run's; every goroutine started here joins it
-	rec   eventRecorder   // copies events into the history; nil without history
+	nc     *nats.Conn
+	state  *state
+	log    *slog.Logger
+	ctx    context.Context // cancelled when the dashboard stops
+	wg     *sync.WaitGroup // Run's; every goroutine started here joins it
+	rec    eventRecorder   // copies events into the history; nil without history
+	alerts *alerter        // turns events into alerts; nil without (alerts.go)
 
 	mu       sync.Mutex
 	stopped  bool
@@ -111,6 +112,9 @@ func (w *watcher) onEvent(msg *nats.Msg) {
 	w.state.event(e)
 	if w.rec != nil {
 		w.rec.Record(e.Name, msg.Data)
+	}
+	if w.alerts != nil {
+		w.alerts.event(e) // never blocks
 	}
 	w.refresh(e.Name) // the event changed the bot's state: ask at once
 }
