@@ -47,6 +47,10 @@ type DashboardCommand struct {
 	NATSCA      string
 	ViewerToken string
 	Ngrok       bool
+	Alerts      alertFlag // see alert.go
+	AlertFile   string
+	AlertTest   bool
+	PublicURL   string
 
 	given map[string]bool // flags set on the command line or from the environment
 }
@@ -75,6 +79,10 @@ func (c *DashboardCommand) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", "", "Private key `FILE` (PEM) of --nats-tls-cert.")
 	fs.StringVar(&c.NATSCA, "nats-ca", "", "With --nats-url: trust the bus's TLS certificate when signed by the CA in `FILE` (PEM). Not needed, and refused, without --nats-url: the dashboard reaches its embedded bus in-process.")
 	fs.BoolVar(&c.Ngrok, "ngrok", false, ngrokUsage)
+	fs.Var(&c.Alerts, "alert", "Send alerts (a bot crashed, hung, entered backoff, lost its agent, runs again) to notification `URL`: generic+https://..., slack://..., telegram://..., discord://..., smtp://... (shoutrrr URLs). Repeatable; in the environment comma-separated. URLs hold secrets: better given in the environment or --alert-file than on the command line.")
+	fs.StringVar(&c.AlertFile, "alert-file", "", "Alert URLs from `FILE`, one a line (# comments), besides --alert.")
+	fs.BoolVar(&c.AlertTest, "alert-test", false, "Send one test message to each alert URL and exit: status 0 when all were sent, 1 otherwise.")
+	fs.StringVar(&c.PublicURL, "public-url", "", "The page's address as operators reach it (`URL`, e.g. https://lifeline.example.com), linked from alerts.")
 	return fs
 }
 
@@ -121,7 +129,7 @@ A users file (--nats-users), instead of the seed files of --data/bus/:
   agent    bot-a  another-long-secret  bot`,
 		(&DashboardCommand{}).flagSet(), "http", "nats-listen", "data", "token", "viewer-token", "default-bot",
 		"cluster", "cluster-name", "routes", "cluster-secret", "nats-users", "no-history", "nats-url", "nats-nkey", "nats-ca",
-		"tls-cert", "tls-key", "nats-tls-cert", "nats-tls-key", "ngrok", "verbose")
+		"tls-cert", "tls-key", "nats-tls-cert", "nats-tls-key", "ngrok", "alert", "alert-file", "alert-test", "public-url", "verbose")
 }
 
 // ParseFlags fills c from args and the LIFELINE_* environment, and refuses
@@ -162,6 +170,11 @@ func (c *DashboardCommand) validate() error {
 			if err := checkURL(u, "nats", "tls", "ws", "wss"); err != nil {
 				return fmt.Errorf("--nats-url %q: %w", bus.Redact(u), err)
 			}
+		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--public-url %q: want http(s)://host[/path]", redactURLs(c.PublicURL))
 		}
 	}
 	if c.NATSCA != "" && c.NATSURL == "" {
@@ -319,7 +332,16 @@ func (c *DashboardCommand) Run(ctx context.Context, args []string) error {
 			return usageErr("dashboard", fmt.Errorf("--cluster-secret %s: the password is shorter than 16 characters", c.ClusterKey))
 		}
 	}
+	alerts, err := c.alertURLs()
+	if err != nil {
+		return err
+	}
+	if c.AlertTest {
+		return c.alertTest(alerts)
+	}
 	cfg := dashboard.Config{
+		Alerts:        alerts,
+		PublicURL:     c.PublicURL,
 		RouteSecret:   routeSecret,
 		NATSNkey:      c.NATSNkey,
 		HTTPAddr:      c.HTTP,
@@ -376,6 +398,8 @@ func (c *DashboardCommand) Run(ctx context.Context, args []string) error {
 			return &advice{err: err, todo: "check --tls-cert and --tls-key"}
 		case errors.Is(err, dashboard.ErrBusCA), errors.Is(err, dashboard.ErrNoCACert):
 			return &advice{err: err, todo: "check --nats-ca"}
+		case errors.Is(err, dashboard.ErrAlertURL):
+			return &advice{err: err, todo: "check --alert, --alert-file and $LIFELINE_ALERT (see the README's Alerts)"}
 		case errors.Is(err, dashboard.ErrCAWithoutExternalNATS):
 			return &advice{err: err, todo: "give --nats-ca only with --nats-url"}
 		case errors.Is(err, syscall.EADDRINUSE):
