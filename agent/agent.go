@@ -274,6 +274,9 @@ type supervisor struct {
 	// speaksNotify is set once a process of the bot has sent READY=1.
 	notify       *sdnotify.Socket
 	speaksNotify bool
+	// noNotify is the Fleet's: where there is no sd_notify, it is said once
+	// per agent, not once per bot.
+	noNotify *sync.Once
 
 	// A wait in progress (see waitKind) and what it goes on with.
 	waiting    waitKind

@@ -55,6 +55,8 @@ type Fleet struct {
 	members map[string]*member
 	// reload serialises Reload calls: each one sees the bots the last left.
 	reload sync.Mutex
+	// noNotify says once per agent that sd_notify is not available here.
+	noNotify sync.Once
 }
 
 // member is one supervised bot of a Fleet.
@@ -155,6 +157,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 	for i := range bots {
 		m := &member{cfg: bots[i], lock: locks[i], done: make(chan struct{})}
 		m.s = newSupervisor(&m.cfg)
+		m.s.noNotify = &f.noNotify
 		members[i] = m
 	}
 	ok := false
@@ -423,6 +426,7 @@ func (f *Fleet) Reload(bots []Agent) error {
 			continue
 		}
 		m.s = newSupervisor(&m.cfg)
+		m.s.noNotify = &f.noNotify
 		m.s.nc = nc
 		if err := m.register(resp); err != nil {
 			m.release()

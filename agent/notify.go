@@ -35,21 +35,30 @@ func (s *supervisor) waitReady() bool {
 	return s.notify != nil && !s.strict() && (s.cfg.Ready == ReadyNotify || s.speaksNotify)
 }
 
-// openNotify opens the bot's own notify socket, in a private directory beside
-// its PID file, so one bot's flood cannot push out another's messages. Where
-// the platform has none the bot is supervised without it, and the log says
-// so once.
+// openNotify opens the bot's own notify socket, so one bot's flood cannot
+// push out another's messages. Its path is fixed by the PID file (in a
+// private directory beside it, see sdnotify.ListenFor): a bot outlives a
+// killed agent still holding NOTIFY_SOCKET, and the agent that adopts it
+// must listen there. Where the platform has none the bot is supervised
+// without it, and the log says so once per agent.
 func (s *supervisor) openNotify() {
-	sock, err := sdnotify.Listen(filepath.Dir(s.cfg.PIDFile))
+	pidFile, err := filepath.Abs(s.cfg.PIDFile)
+	if err == nil {
+		s.notify, err = sdnotify.ListenFor(filepath.Dir(pidFile), pidFile)
+	}
 	switch {
 	case errors.Is(err, sdnotify.ErrUnsupported):
-		s.log.Info("sd_notify is not available on this platform; supervising without it (no NOTIFY_SOCKET for the bot)")
-		return
+		say := func() {
+			s.log.Info("sd_notify is not available on this platform; supervising without it (no NOTIFY_SOCKET for the bot)")
+		}
+		if s.noNotify != nil {
+			s.noNotify.Do(say)
+		} else {
+			say()
+		}
 	case err != nil:
 		s.log.Warn("no sd_notify socket; supervising without it", "err", err)
-		return
 	}
-	s.notify = sock
 }
 
 // notifyC is the channel of sd_notify messages, nil (never ready) without a

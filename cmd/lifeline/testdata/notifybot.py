@@ -22,8 +22,11 @@ def send(msg):
     if not addr:
         return
     a = "\0" + addr[1:] if addr.startswith("@") else addr
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        s.sendto(msg.encode(), a)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(msg.encode(), a)
+    except OSError:  # no agent right now (killed, restarting): as sd_notify(3)
+        pass
 
 
 with open(os.path.join(ctl, "env-%d.tmp" % os.getpid()), "w") as f:
