@@ -67,10 +67,11 @@ directory, restarted whenever it exits. uninstall stops and removes it; status
 prints running, stopped or not installed. Install and uninstall need root.
 
 No secret goes into the service file, which every local user can read: a flag
-that carries one (--token, --viewer-token, a password in a URL) is refused.
-Give files instead (--nats-nkey FILE, --cluster-secret FILE, the dashboard's
---data/dashboard.token), or LIFELINE_* variables in the environment file the
-systemd unit reads, /etc/lifeline/SERVICE.env (mode 0600, root's).
+that carries one (--token, --viewer-token, --alert, a password in a URL) is
+refused. Give files instead (--nats-nkey FILE, --cluster-secret FILE,
+--alert-file FILE, the dashboard's --data/dashboard.token), or LIFELINE_*
+variables in the environment file the systemd unit reads,
+/etc/lifeline/SERVICE.env (mode 0600, root's).
 
 An agent's service stops only the agent (KillMode=process): its bot keeps
 running and the next agent adopts it, as when an agent is restarted by hand;
@@ -208,6 +209,11 @@ func checkSecrets(t serviceTarget) error {
 				where = "leave it out: the dashboard keeps its viewer token in --data/dashboard.viewer.token (write yours there, mode 0600), or " + where
 			}
 			err = fmt.Errorf("--%s %w; %s", f.Name, ErrSecretInUnit, where)
+		case f.Name == "alert":
+			// Notification URLs hold their tokens in many places (user,
+			// path, query): all of them count as secrets.
+			err = fmt.Errorf("--alert %w (notification URLs hold tokens); use --alert-file FILE (mode 0600), or set LIFELINE_ALERT in %s (mode 0600) instead",
+				ErrSecretInUnit, envFile)
 		case redactURLs(v) != v:
 			err = fmt.Errorf("--%s has a password in its URL and %w; log in with --nats-nkey FILE, or set %s in %s (mode 0600) instead",
 				f.Name, ErrSecretInUnit, envName(f.Name), envFile)

@@ -140,6 +140,7 @@ func TestServiceRefusesSecrets(t *testing.T) {
 		{[]string{"dashboard", "--viewer-token", secret}, "dashboard.viewer.token"},
 		{[]string{"dashboard", "--nats-url", "nats://lifeline:" + secret + "@nats.example:4222"}, "--nats-nkey FILE"},
 		{[]string{"agent", "--nats-url", "nats://" + secret + "@127.0.0.1:4222"}, "LIFELINE_NATS_URL"},
+		{[]string{"dashboard", "--alert", "generic+https://hooks.example/" + secret}, "--alert-file FILE"},
 		{[]string{"agent", "--nats-url", "nats://127.0.0.1:4222,tls://u:" + secret + "@b:4222"}, "LIFELINE_NATS_URL"},
 		{[]string{"agent", "--name", "x", "--", "./bot", "--api-key", secret}, "environment"},
 		{[]string{"agent", "--name", "x", "--", "./bot", "--password=" + secret}, "environment"},
