@@ -50,12 +50,12 @@
 // that outlived a killed agent still sends to where the agent that adopts
 // it listens; that agent replaces the dead one's socket file (only a socket,
 // only in its private directory, never through a symlink). What the old
-// agent knew is not carried over: an adopted Command bot starts unarmed, as
-// any bot whose past this agent did not see, and is armed again by its next
-// WATCHDOG=1 (or bus heartbeat), which a bot handed WATCHDOG_USEC sends
-// within half the timeout. A bot that hangs in the gap between the two
-// agents, before that first WATCHDOG=1, is not declared hung: silence from a
-// bot never heard proves nothing.
+// agent knew is not carried over: an adopted Command bot without
+// RequireHeartbeat starts unarmed, as any bot whose past this agent did not
+// see, and is armed again by its next WATCHDOG=1 (or bus heartbeat), which a
+// bot handed WATCHDOG_USEC sends within half the timeout. A bot that hangs
+// in the gap between the two agents, before that first WATCHDOG=1, is not
+// declared hung: silence from a bot never heard proves nothing.
 //
 // The table lists each event with the states it can arrive in and what the
 // loop does; "→ x" is the state that follows. An event in a state not listed
