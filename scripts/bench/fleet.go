@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // `make bench-fleet`: lifeline at fleet size, alone (no peers).

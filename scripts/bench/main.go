@@ -1,3 +1,8 @@
+// The benchmarks read /proc and use Linux process controls, so they build
+// on Linux only.
+
+//go:build linux
+
 // Command bench is `make bench`: one small static bot (tinybot) supervised
 // by lifeline, supervisord and PM2 in one run, and one table of medians,
 // each with its ratio to the best peer. `-smoke` is the short run CI does so
