@@ -268,3 +268,31 @@ func TestTimelineFromHistory(t *testing.T) {
 		t.Fatalf("timeline %v, want tl-0 then tl-1", reasons(body.Events))
 	}
 }
+
+// TestSamplesWithoutHistory: with --no-history there is no JetStream; the
+// routes still answer, with no samples and a note saying why, and the
+// timeline from the events held in memory.
+func TestSamplesWithoutHistory(t *testing.T) {
+	td := newTestDashboard(t)
+	td.NoHistory = true
+	runSampling(t, td, 50*time.Millisecond)
+	nc := connect(t, td)
+	var cpu atomic.Int64
+	cpuAgent(t, nc, "plain", &cpu)
+	publishEvent(t, nc, bus.Event{Time: time.Now().UTC(), Name: "plain", Type: bus.EventCrashed, PID: 7, Reason: "in-memory"})
+	waitFor(t, "the bot known", func() bool {
+		code, _ := getSamples(t, td, td.AccessToken(), "plain")
+		return code == 200
+	})
+	_, b := getSamples(t, td, td.AccessToken(), "plain")
+	if !b.OK || len(b.Samples) != 0 || b.Note == "" {
+		t.Fatalf("samples without history: %+v, want ok, none, and a note", b)
+	}
+	var tl struct {
+		Events []bus.Event `json:"events"`
+	}
+	waitFor(t, "the timeline from memory", func() bool {
+		r := call(t, "GET", td.base+"/api/bots/plain/timeline", bearer(td.AccessToken()), nil)
+		return r.code == 200 && json.Unmarshal(r.body, &tl) == nil && len(tl.Events) == 1 && tl.Events[0].Reason == "in-memory"
+	})
+}
