@@ -476,17 +476,24 @@ func (a *alerter) ensureStream(ctx context.Context, js jetstream.JetStream) erro
 		return nil
 	}
 	// Every dashboard writes the same definition, so racing is harmless.
-	_, err = s.CreateOrUpdateConsumer(rctx, jetstream.ConsumerConfig{
+	if _, err = s.CreateOrUpdateConsumer(rctx, alertConsumerConfig(s.CachedInfo().Config.Replicas)); err != nil {
+		return fmt.Errorf("open alert consumer: %w", err)
+	}
+	return nil
+}
+
+// alertConsumerConfig is the consumer every dashboard pulls from. Its
+// replicas are set, not inherited: a consumer made on a stream of one
+// replica stays on one server when the stream grows, and would die with it.
+func alertConsumerConfig(replicas int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
 		Durable:       alertConsumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       alertAckWait,
 		MaxDeliver:    -1,
 		MaxAckPending: 256,
-	})
-	if err != nil {
-		return fmt.Errorf("open alert consumer: %w", err)
+		Replicas:      replicas,
 	}
-	return nil
 }
 
 // replicate raises the stream and consumer to three replicas once the
@@ -500,15 +507,19 @@ func (a *alerter) replicate(ctx context.Context, js jetstream.JetStream) {
 		if a.replicas() == 3 && a.ensureStream(ctx, js) == nil {
 			if s, err := js.Stream(ctx, AlertStreamName); err == nil {
 				cfg := s.CachedInfo().Config
-				done := cfg.Replicas >= 3
-				if !done {
+				if cfg.Replicas < 3 {
 					cfg.Replicas = 3
-					_, err = js.UpdateStream(ctx, cfg)
-					done = err == nil
+					s, err = js.UpdateStream(ctx, cfg)
 				}
-				if done {
-					a.log.Debug("alert stream replicated", "replicas", 3)
-					return
+				if err == nil {
+					c, cerr := s.Consumer(ctx, alertConsumer)
+					if cerr == nil && c.CachedInfo().Config.Replicas < 3 {
+						_, cerr = s.UpdateConsumer(ctx, alertConsumerConfig(3))
+					}
+					if cerr == nil {
+						a.log.Info("alert queue replicated", "replicas", 3)
+						return
+					}
 				}
 			}
 		}
@@ -575,6 +586,7 @@ func (a *alerter) handle(msg jetstream.Msg) {
 		return
 	}
 	t := a.targets[i]
+	a.log.Debug("sending alert", "bot", m.Bot, "kind", m.Kind, "target", t.name(), "attempts", attempts)
 	err := t.send(m.Title, m.Body)
 	a.mu.Lock()
 	if err == nil {
@@ -591,7 +603,9 @@ func (a *alerter) handle(msg jetstream.Msg) {
 	a.mu.Unlock()
 	if err == nil {
 		a.log.Info("alert sent", "bot", m.Bot, "kind", m.Kind, "target", t.name(), "attempts", attempts)
-		msg.DoubleAck(context.Background())
+		actx, cancel := context.WithTimeout(context.Background(), alertSendTimeout)
+		msg.DoubleAck(actx) // a lost ack means one more message, never none
+		cancel()
 		return
 	}
 	delay := a.retry

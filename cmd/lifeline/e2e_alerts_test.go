@@ -27,6 +27,12 @@ type alertReceiver struct {
 	url  string
 	mu   sync.Mutex
 	msgs []string
+	// hold, when set, is the text of a message whose first delivery is
+	// held unanswered and not kept, until release is closed: the test
+	// kills its sender meanwhile.
+	hold    string
+	held    chan struct{}
+	release chan struct{}
 }
 
 func startAlertReceiver(t *testing.T) *alertReceiver {
@@ -35,15 +41,34 @@ func startAlertReceiver(t *testing.T) *alertReceiver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &alertReceiver{url: "generic+http://" + ln.Addr().String() + "/hook/s3cret-hook-token"}
+	r := &alertReceiver{url: "generic+http://" + ln.Addr().String() + "/hook/s3cret-hook-token",
+		held: make(chan struct{}), release: make(chan struct{})}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
+		if r.hold != "" && strings.Contains(string(body), r.hold) {
+			r.hold = ""
+			r.mu.Unlock()
+			close(r.held)
+			select {
+			case <-r.release:
+			case <-req.Context().Done():
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		r.msgs = append(r.msgs, string(body))
 		r.mu.Unlock()
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() {
+		select {
+		case <-r.release:
+		default:
+			close(r.release)
+		}
+	})
 	return r
 }
 
@@ -103,8 +128,9 @@ func TestE2EAlertTest(t *testing.T) {
 
 // TestE2EAlertClusterSendsOnceThoughADashboardIsKilled: three clustered
 // dashboards, all given the same alert URL, an agent given all three. The
-// bot is killed, and at once a dashboard is killed -9 too: the receiver
-// still gets exactly one crash alert and one recovery.
+// bot is killed; the dashboard sending the alert is killed -9 while the
+// receiver holds its request: the receiver still gets exactly one crash
+// alert (from another dashboard) and one recovery.
 func TestE2EAlertClusterSendsOnceThoughADashboardIsKilled(t *testing.T) {
 	r := startAlertReceiver(t)
 	addrs := clusterFreeAddrs(t, 9)
@@ -118,7 +144,7 @@ func TestE2EAlertClusterSendsOnceThoughADashboardIsKilled(t *testing.T) {
 	for i := range 3 {
 		d := clusterStartDashWith(t, logins, fmt.Sprintf("dashboard%d", i+1), httpA[i], natsA[i],
 			"--cluster", clusterA[i], "--cluster-name", "e2e", "--routes", strings.Join(routes, ","),
-			"--alert", r.url, "--public-url", "https://lifeline.example.com")
+			"--alert", r.url, "--public-url", "https://lifeline.example.com", "--verbose")
 		dashes = append(dashes, d)
 		urls = append(urls, d.natsURL)
 	}
@@ -135,18 +161,42 @@ func TestE2EAlertClusterSendsOnceThoughADashboardIsKilled(t *testing.T) {
 		n, replicated, seen := alertsQueued(t, all, operatorSeed)
 		return n == 0 && replicated, seen
 	})
+	// And its consumer, which the operator's login may not read: the
+	// dashboard that replicated both says so.
+	e2eWait(t, clusterHistoryWait, "alert consumer on 3 servers", func() (bool, string) {
+		for _, d := range dashes {
+			if strings.Contains(d.proc.out.String(), "alert queue replicated") {
+				return true, ""
+			}
+		}
+		return false, ""
+	})
 	// Every dashboard sees the bot running under its agent: each would
 	// alert.
 	for _, d := range dashes {
 		d.waitStatus(20*time.Second, "bot running", func(s bus.Status) bool { return clusterRunning(s) && s.PID == st.PID })
 	}
-	victim := 0
-	if dashes[0].natsURL == st.Agent.Bus {
-		victim = 1 // not the agent's: its events must reach the others
-	}
+	r.mu.Lock()
+	r.hold = " crashed: "
+	r.mu.Unlock()
 	syscall.Kill(st.PID, syscall.SIGKILL)
+	select {
+	case <-r.held:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no crash alert came; receiver got %q", r.messages())
+	}
+	victim := -1
+	e2eWait(t, 10*time.Second, "the sender's log line", func() (bool, string) {
+		for i, d := range dashes {
+			if strings.Contains(d.proc.out.String(), "sending alert") {
+				victim = i
+			}
+		}
+		return victim >= 0, ""
+	})
 	dashes[victim].proc.signal(syscall.SIGKILL)
 	dashes[victim].proc.wait(10 * time.Second)
+	close(r.release)
 
 	e2eWait(t, 60*time.Second, "one crash alert and one recovery", func() (bool, string) {
 		return r.count(" crashed: ") >= 1 && r.count("running again") >= 1, fmt.Sprintf("%q", r.messages())
