@@ -219,3 +219,45 @@ func TestE2EAlertClusterSendsOnceThoughADashboardIsKilled(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EAlertKillHangAgentLost: one dashboard, a real agent and demo bot.
+// The bot killed -9, then frozen (SIGSTOP: hung), then its agent killed
+// -9 and started again: each is one alert, then one recovery.
+func TestE2EAlertKillHangAgentLost(t *testing.T) {
+	r := startAlertReceiver(t)
+	addrs := clusterFreeAddrs(t, 2)
+	logins := clusterBusDir(t)
+	d := clusterStartDashWith(t, logins, "dashboard", addrs[0], addrs[1], "--alert", r.url, "--public-url", "https://lifeline.example.com")
+	agentDir := t.TempDir()
+	bustest.CopyBusDir(t, logins, filepath.Join(agentDir, "data"))
+	agent := clusterStartAgent(t, agentDir, d.natsURL)
+	st := d.waitStatus(30*time.Second, "bot running", clusterRunning)
+
+	want := func(n int, what string) {
+		t.Helper()
+		e2eWait(t, 60*time.Second, what, func() (bool, string) {
+			return len(r.messages()) >= n, fmt.Sprintf("%q", r.messages())
+		})
+		msgs := r.messages()
+		if len(msgs) != n || !strings.Contains(msgs[n-1], what) || !strings.Contains(msgs[n-1], "Bot bot on host ") {
+			t.Fatalf("after %q the receiver has %q", what, msgs)
+		}
+	}
+	syscall.Kill(st.PID, syscall.SIGKILL)
+	want(1, "crashed: signal killed")
+	want(2, "running again")
+
+	st = d.waitStatus(30*time.Second, "a new bot running", func(s bus.Status) bool { return clusterRunning(s) && s.PID != st.PID })
+	syscall.Kill(st.PID, syscall.SIGSTOP)
+	want(3, "hung")
+	want(4, "running again")
+
+	agent.signal(syscall.SIGKILL)
+	agent.wait(10 * time.Second)
+	want(5, "lost its agent")
+	clusterStartAgent(t, agentDir, d.natsURL) // adopts the bot, still running
+	want(6, "running again")
+	if strings.Contains(d.proc.out.String(), "s3cret-hook-token") {
+		t.Error("the dashboard printed the alert URL's secret")
+	}
+}
