@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -331,13 +332,22 @@ func (a *alerter) onEvent(ctx context.Context, js jetstream.JetStream, wg *sync.
 		what += ": " + e.Reason
 	}
 	a.open[e.Name] = &incident{id: id, lastBad: a.now(), what: what}
-	a.publish(ctx, js, wg, id, "alert", e.Name, what)
+	a.publish(ctx, js, wg, id, "alert", e.Name, what, e.Time)
 }
 
 // scan notices agents that went silent and bots that recovered.
 func (a *alerter) scan(ctx context.Context, js jetstream.JetStream, wg *sync.WaitGroup) {
 	now := a.now()
-	for _, st := range a.state.all() {
+	all := a.state.all()
+	known := make(map[string]bool, len(all))
+	for _, st := range all {
+		known[st.Name] = true
+	}
+	// A bot the dashboard forgot (silent for minutes) takes its incident
+	// along: nothing will ever say it recovered.
+	maps.DeleteFunc(a.open, func(name string, _ *incident) bool { return !known[name] })
+	maps.DeleteFunc(a.lost, func(name string, _ time.Time) bool { return !known[name] })
+	for _, st := range all {
 		name := st.Name
 		inc := a.open[name]
 		if !st.Agent.Connected && st.Agent.PID != 0 {
@@ -353,22 +363,22 @@ func (a *alerter) scan(ctx context.Context, js jetstream.JetStream, wg *sync.Wai
 				id := fmt.Sprintf("%s.agent-lost.%s.%d", name, st.Agent.Host, st.Agent.PID)
 				what := "lost its agent: no agent answers"
 				a.open[name] = &incident{id: id, lastBad: now, what: what}
-				a.publish(ctx, js, wg, id, "alert", name, what)
+				a.publish(ctx, js, wg, id, "alert", name, what, time.Time{})
 			}
 			continue
 		}
 		delete(a.lost, name)
 		if inc != nil && st.Agent.Connected && st.State == bus.StateRunning && now.Sub(inc.lastBad) >= a.stable {
 			delete(a.open, name)
-			a.publish(ctx, js, wg, "recovered."+inc.id, "recovery", name, "running again")
+			a.publish(ctx, js, wg, "recovered."+inc.id, "recovery", name, "running again", time.Time{})
 		}
 	}
 }
 
 // publish queues one message per target in the stream, retrying in the
 // background until JetStream takes it (as new or as a duplicate).
-func (a *alerter) publish(ctx context.Context, js jetstream.JetStream, wg *sync.WaitGroup, id, kind, bot, what string) {
-	title, body := a.render(kind, bot, what)
+func (a *alerter) publish(ctx context.Context, js jetstream.JetStream, wg *sync.WaitGroup, id, kind, bot, what string, at time.Time) {
+	title, body := a.render(kind, bot, what, at)
 	a.log.Info("alert due", "bot", bot, "kind", kind, "what", what)
 	for _, t := range a.targets {
 		data, _ := json.Marshal(alertMsg{Target: t.id, Bot: bot, Kind: kind, Title: title, Body: body, Time: a.now().UTC()})
@@ -402,8 +412,10 @@ func (a *alerter) publish(ctx context.Context, js jetstream.JetStream, wg *sync.
 }
 
 // render writes the message: the bot, the host, what happened, the last
-// exit, and the page link when there is one.
-func (a *alerter) render(kind, bot, what string) (title, body string) {
+// exit, and the page link when there is one. at is the time of the event
+// that opened the incident, zero without: the agent's status may not tell
+// of that exit yet, so an exit well before it is the previous one.
+func (a *alerter) render(kind, bot, what string, at time.Time) (title, body string) {
 	st, _ := a.state.status(bot)
 	host := st.Host
 	if host == "" {
@@ -420,7 +432,11 @@ func (a *alerter) render(kind, bot, what string) (title, body string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Bot %s on host %s %s.", bot, host, what)
 	if x := st.LastExit; x != nil {
-		fmt.Fprintf(&b, "\nLast exit: code %d", x.Code)
+		label := "Last exit"
+		if !at.IsZero() && x.At.Before(at.Add(-2*time.Second)) {
+			label = "Previous exit"
+		}
+		fmt.Fprintf(&b, "\n%s: code %d", label, x.Code)
 		if x.Signal != "" {
 			fmt.Fprintf(&b, ", signal %s", x.Signal)
 		}
