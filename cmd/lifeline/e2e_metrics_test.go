@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 // e2eScrape GETs /metrics with the given Authorization header ("" for none).
@@ -108,6 +110,18 @@ func TestE2EMetrics(t *testing.T) {
 	for _, name := range []string{"lifeline_bot_cpu_percent{", "go_goroutines ", "process_resident_memory_bytes "} {
 		if !bytes.Contains(body, []byte("\n"+name)) {
 			t.Errorf("no %s", name)
+		}
+	}
+	// The real binary's scrape passes Prometheus's linter (client_golang,
+	// linked into this test only), but for the missing HELP texts of the
+	// library's go_* and process_* metrics.
+	problems, err := promlint.New(bytes.NewReader(body)).Lint()
+	if err != nil {
+		t.Fatalf("lint scrape: %v", err)
+	}
+	for _, p := range problems {
+		if p.Text != "no help text" || strings.HasPrefix(p.Metric, "lifeline_") {
+			t.Errorf("lint %s: %s", p.Metric, p.Text)
 		}
 	}
 
