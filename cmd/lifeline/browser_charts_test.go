@@ -4,12 +4,11 @@ package main
 // hour and the restart timeline, drawn for a real agent and demo bot, live,
 // and the same after the dashboard restarts (the samples and the events are
 // kept in JetStream). Screenshots at desktop and phone width go to
-// $LIFELINE_ARTIFACTS, else a temporary directory.
+// $LIFELINE_ARTIFACTS, else testdata/artifacts, like the other browser tests.
 
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"strconv"
 	"syscall"
 	"testing"
@@ -33,9 +32,6 @@ func (b *browser) chartInt(key string) int64 {
 }
 
 func TestBrowserCharts(t *testing.T) {
-	if os.Getenv("LIFELINE_ARTIFACTS") == "" {
-		t.Setenv("LIFELINE_ARTIFACTS", t.TempDir())
-	}
 	chromium := startChromium(t)
 	b := newTab(t, chromium)
 	s := e2eNewStack(t)
