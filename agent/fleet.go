@@ -118,7 +118,11 @@ func claim(bots []Agent) ([]*pidfile.File, error) {
 		cfg := &bots[i]
 		lock, err := pidfile.Acquire(agentLockPath(cfg.PIDFile))
 		if le := (*pidfile.LockedError)(nil); errors.As(err, &le) {
-			taken = append(taken, fmt.Errorf("%w %q on this host (agent pid %d)", ErrAnotherAgent, cfg.Name, le.PID))
+			who := "another agent process"
+			if le.PID > 0 {
+				who = fmt.Sprintf("agent pid %d", le.PID)
+			}
+			taken = append(taken, fmt.Errorf("%w %q on this host (%s)", ErrAnotherAgent, cfg.Name, who))
 			continue
 		}
 		if err == nil {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 )
 
 // EnvFD names the environment variable through which the agent tells the bot
@@ -107,12 +108,24 @@ func Acquire(path string) (*File, error) {
 		return nil, fmt.Errorf("lock pid file %s: %w", path, err)
 	}
 	if !ok {
-		data, _ := os.ReadFile(path)
-		pid, _ := Parse(data)
 		f.Close()
-		return nil, &LockedError{Path: path, PID: pid}
+		return nil, &LockedError{Path: path, PID: holderPID(path)}
 	}
 	return &File{f: f, path: path}, nil
+}
+
+// holderPID reads the PID of the process that holds path's lock. A holder
+// writes its PID just after taking the lock, so a file read in between is
+// empty: it is read again for a moment before the PID is given up as unknown.
+func holderPID(path string) int {
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for {
+		data, _ := os.ReadFile(path)
+		if pid, err := Parse(data); err == nil || time.Now().After(deadline) {
+			return pid
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Inherit takes over a descriptor handed down by the agent, after checking
