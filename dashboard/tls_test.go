@@ -37,6 +37,8 @@ func TestTLSForHTTPAndBus(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	// Its keep-alive connections would outlive the test and fail goleak.
+	t.Cleanup(client.CloseIdleConnections)
 	base := "https://" + td.Addr()
 	td.base = base
 	ctxDone := make(chan error, 1)

@@ -91,6 +91,8 @@ func TestTLSSecureCookieAndHSTS(t *testing.T) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       20 * time.Second,
 	}
+	// Its keep-alive connections would outlive the test and fail goleak.
+	t.Cleanup(client.CloseIdleConnections)
 	base := "https://" + td.Addr()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
