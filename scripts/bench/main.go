@@ -146,7 +146,7 @@ func run(c config, fleet bool) error {
 	}
 	if c.outDir != "" && out.Len() > 0 {
 		file := filepath.Join(c.outDir, time.Now().UTC().Format(name+"-20060102-150405")+".txt")
-		if mkErr := os.MkdirAll(c.outDir, 0o755); mkErr == nil && os.WriteFile(file, []byte(out.String()), 0o644) == nil {
+		if mkErr := os.MkdirAll(c.outDir, 0o700); mkErr == nil && os.WriteFile(file, []byte(out.String()), 0o600) == nil {
 			fmt.Println("results also in", file)
 		}
 	}
