@@ -207,8 +207,27 @@ func (b *box) check(t *testing.T) {
 // bot is one run of an example bot.
 type bot struct {
 	cmd    *exec.Cmd
-	stderr bytes.Buffer
+	stderr lockedBuffer
 	done   chan error
+}
+
+// lockedBuffer is the bot's stderr, read by the test while exec's copier
+// still writes it (a bare bytes.Buffer there is a data race).
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func start(t *testing.T, s *sdnotify.Socket, env []string, name string, args ...string) *bot {

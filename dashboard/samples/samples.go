@@ -188,20 +188,25 @@ func (s *Sampler) Run(ctx context.Context) {
 func (s *Sampler) sample(ctx context.Context, js jetstream.JetStream, now time.Time) {
 	slot := strconv.FormatInt(now.UnixNano()/int64(s.cfg.Interval), 10)
 	points := s.cfg.Source(now)
+	// A round may wait for the server's acks until the next one is due, but
+	// not longer: with the default stall wait (200 ms) a busy server made a
+	// bot miss its sample although the round had time to spare.
+	end := now.Add(s.cfg.Interval)
 	failed := 0
 	for _, p := range points {
 		data, err := json.Marshal(p.Sample)
 		if err != nil {
 			continue
 		}
-		if _, err := js.PublishAsync(Subject(p.Name), data, jetstream.WithMsgID(p.Name+"@"+slot)); err != nil {
+		wait := max(time.Until(end), time.Millisecond)
+		if _, err := js.PublishAsync(Subject(p.Name), data, jetstream.WithMsgID(p.Name+"@"+slot), jetstream.WithStallWait(wait)); err != nil {
 			failed++
 		}
 	}
 	select {
 	case <-js.PublishAsyncComplete():
 	case <-ctx.Done():
-	case <-time.After(s.cfg.Interval):
+	case <-time.After(max(time.Until(end), time.Millisecond)):
 		failed += js.PublishAsyncPending()
 	}
 	if failed > 0 {

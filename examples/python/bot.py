@@ -19,10 +19,10 @@ import argparse
 import hashlib
 import json
 import os
+import select
 import signal
 import socket
 import sys
-import threading
 import time
 
 
@@ -45,8 +45,37 @@ def log(text):
     print(f"bot[{os.getpid()}]: {text}", file=sys.stderr, flush=True)
 
 
-# Set by SIGTERM/SIGINT; checked between items, never inside one.
-STOP = threading.Event()
+class Stop:
+    """SIGTERM or SIGINT, checked between items, never inside one.
+
+    Not a threading.Event: its set() takes a lock that its wait() holds for a
+    moment, so a handler calling set() can land in that moment and deadlock
+    the bot for good. The handler here only sets a flag; signal's wakeup fd
+    makes the sleep in wait() return at once.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._r, w = socket.socketpair()  # a socket, so Windows has it too
+        self._r.setblocking(False)
+        w.setblocking(False)
+        self._w = w  # kept open for as long as the bot runs
+        signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def wait(self, seconds):
+        """Sleep up to seconds; return at once when a stop is asked."""
+        if not self.requested:
+            select.select([self._r], [], [], seconds)
+        try:
+            while self._r.recv(64):
+                pass
+        except BlockingIOError:
+            pass
 
 
 def fsync_dir(path):
@@ -120,8 +149,7 @@ def main():
     claims = os.path.join(args.inbox, ".claimed")
     for d in (args.inbox, args.outbox, claims):
         os.makedirs(d, mode=0o700, exist_ok=True)
-    signal.signal(signal.SIGTERM, lambda signum, frame: STOP.set())
-    signal.signal(signal.SIGINT, lambda signum, frame: STOP.set())
+    stop = Stop()
 
     # A heartbeat at least twice per hang timeout, as systemd advises.
     poll = args.poll
@@ -142,9 +170,9 @@ def main():
 
     notify(f"READY=1\nSTATUS=processed {processed} items")
     log(f"ready: inbox {args.inbox}, outbox {args.outbox}")
-    while not STOP.is_set():
+    while not stop.requested:
         for name in items(args.inbox):
-            if STOP.is_set():
+            if stop.requested:
                 break
             claimed = os.path.join(claims, name)
             try:
@@ -155,7 +183,7 @@ def main():
             processed += 1
             notify(f"WATCHDOG=1\nSTATUS=processed {processed} items")
         notify(f"WATCHDOG=1\nSTATUS=processed {processed} items")
-        STOP.wait(poll)  # returns at once on SIGTERM
+        stop.wait(poll)  # returns at once on SIGTERM
 
     notify(f"STOPPING=1\nSTATUS=stopped after {processed} items")
     log(f"stopping after {processed} items")
