@@ -255,14 +255,23 @@ func (b *bot) wait(t *testing.T) error {
 		b.done <- err
 		return err
 	case <-time.After(30 * time.Second):
-		t.Fatalf("bot still running 30s on; stderr:\n%s", b.stderr.String())
 	}
+	// Stuck: ask for its stack (a Python bot's faulthandler prints every
+	// thread's on SIGABRT), then say what it printed.
+	_ = b.cmd.Process.Signal(syscall.SIGABRT)
+	select {
+	case err := <-b.done:
+		b.done <- err
+	case <-time.After(5 * time.Second):
+	}
+	t.Fatalf("bot still running 30s on; stderr:\n%s", b.stderr.String())
 	return nil
 }
 
 func startPython(t *testing.T, s *sdnotify.Socket, b *box, args ...string) *bot {
 	t.Helper()
-	args = append([]string{"python/bot.py", "--inbox", b.in, "--outbox", b.out}, args...)
+	// faulthandler: a SIGABRT makes a stuck bot print where it is stuck.
+	args = append([]string{"-X", "faulthandler", "python/bot.py", "--inbox", b.in, "--outbox", b.out}, args...)
 	return start(t, s, nil, python(t), args...)
 }
 
