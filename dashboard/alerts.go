@@ -19,8 +19,6 @@ import (
 	"github.com/lifeline-dev/lifeline/dashboard/history"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nicholas-fedor/shoutrrr"
-	"github.com/nicholas-fedor/shoutrrr/pkg/router"
 	"github.com/nicholas-fedor/shoutrrr/pkg/types"
 )
 
@@ -73,13 +71,17 @@ const (
 // ErrAlertURL is a notification URL that cannot be used.
 var ErrAlertURL = errors.New("bad alert URL")
 
+// errAlertTimeout is a send that did not end in alertSendTimeout.
+var errAlertTimeout = errors.New("send alert: timed out")
+
 // alertTarget is one notification URL, known by a short digest (the same on
 // every dashboard given the same URL) so the URL never travels on the bus.
 type alertTarget struct {
 	id      string
 	service string // the URL's scheme, safe to show
 	secrets []string
-	sender  *router.ServiceRouter
+	sender  types.Service
+	timeout time.Duration // of one send: alertSendTimeout
 }
 
 // newAlertTargets checks every URL and makes its sender. Errors name the
@@ -95,12 +97,11 @@ func newAlertTargets(urls []string) ([]*alertTarget, error) {
 		sum := sha256.Sum256([]byte(raw))
 		t.id = hex.EncodeToString(sum[:6])
 		t.service, _, _ = strings.Cut(raw, "://")
-		s, err := shoutrrr.CreateSender(raw)
+		s, err := newAlertSender(raw)
 		if err != nil {
 			return nil, fmt.Errorf("%w #%d (%s): %s", ErrAlertURL, i+1, t.service, t.redact(err.Error()))
 		}
-		s.Timeout = alertSendTimeout
-		t.sender = s
+		t.sender, t.timeout = s, alertSendTimeout
 		out = append(out, t)
 	}
 	return out, nil
@@ -140,14 +141,24 @@ func (t *alertTarget) redact(s string) string {
 // name is how logs and the page name the target: service and digest.
 func (t *alertTarget) name() string { return t.service + "#" + t.id }
 
-// send delivers one message.
+// send delivers one message, or gives up after t.timeout. Not every
+// shoutrrr service bounds its own requests, and a message's ack deadline
+// (alertAckWait) must outlast the send; a send still stuck then is left to
+// end on its own, with its answer dropped (as shoutrrr's router does).
 func (t *alertTarget) send(title, body string) error {
-	for _, err := range t.sender.Send(body, &types.Params{"title": title}) {
+	done := make(chan error, 1)
+	go func() { done <- t.sender.Send(body, &types.Params{"title": title}) }()
+	timer := time.NewTimer(t.timeout)
+	defer timer.Stop()
+	select {
+	case err := <-done:
 		if err != nil {
 			return errors.New(t.redact(err.Error()))
 		}
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("%w: no answer in %s", errAlertTimeout, t.timeout)
 	}
-	return nil
 }
 
 // SendTestAlert sends one test message to each URL, for
