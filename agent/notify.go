@@ -144,7 +144,9 @@ func (s *supervisor) selfStopping(p *proc) {
 	p.stopping = stopSelf
 	s.state = bus.StateStopping
 	stopTimer(&s.hangT)
-	p.stopAt = time.Now()
+	// terminate arms the SIGKILL StopTimeout after stopAt: counted from
+	// now, it would follow the SIGTERM at once, leaving no time to act on it.
+	p.stopAt = time.Now().Add(s.cfg.StopTimeout)
 	stopTimer(&s.escalateT)
 	s.escalateT = time.NewTimer(s.cfg.StopTimeout)
 	s.log.Info("bot says it is stopping (STOPPING=1)", "pid", p.pid)

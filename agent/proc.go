@@ -31,6 +31,7 @@ type proc struct {
 	ps        *process.Process
 
 	watch *watcher
+	stop  stopper // how it is ended; nil: the platform's way (see stopper)
 
 	// mu orders signals to the group against the reaping of its leader:
 	// signals go out only before the reap, while the leader's PID, and so
@@ -99,14 +100,7 @@ func (r stopReason) String() string {
 // owns reports whether a heartbeat or reply from pid speaks for p: the bot
 // itself, or a process in its group (a wrapper script's child).
 func (p *proc) owns(pid int) bool {
-	if pid == p.pid {
-		return true
-	}
-	if p.pgid <= 0 {
-		return false
-	}
-	pg, err := getpgid(pid)
-	return err == nil && pg == p.pgid
+	return pid == p.pid || inGroup(p, pid)
 }
 
 // exitInfo describes how a process ended.
@@ -143,7 +137,7 @@ func (p *proc) verify(pidPath string) error {
 		}
 		return fmt.Errorf("%w: pid %d has no recorded identity", errNotOurBot, p.pid)
 	}
-	created, err := p.ps.CreateTime()
+	created, err := createdNow(p)
 	if err != nil || created != p.created {
 		return fmt.Errorf("%w: pid %d was recycled or is gone", errNotOurBot, p.pid)
 	}
@@ -161,8 +155,10 @@ func (p *proc) verify(pidPath string) error {
 // be another group's by now.
 var errReaped = errors.New("bot has exited and been reaped")
 
-// kill sends sig to the bot, and to its process group when it leads one, so
-// children it spawned go too. The caller has just verified p.
+// kill takes one step of ending the bot (sigTerm, sigCont or sigKill; see
+// stopper): on unix it sends that signal to the bot, and to its process
+// group when it leads one, so children it spawned go too. The caller has
+// just verified p.
 //
 // For a bot this agent started, the group signal cannot reach a stranger:
 // only settle reaps the bot, and not while kill runs, so the leader is alive
@@ -177,13 +173,7 @@ func (p *proc) kill(sig syscall.Signal) error {
 	if p.reaped {
 		return errReaped
 	}
-	if err := p.watch.signal(sig); err != nil {
-		return err
-	}
-	if p.pgid > 0 {
-		signalGroup(p.pgid, sig)
-	}
-	return nil
+	return takeStep(p.stopper(), sig)
 }
 
 // settle finishes a bot that watch.wait saw exit: it SIGKILLs the children

@@ -1,4 +1,4 @@
-//go:build !unix
+//go:build !unix && !windows
 
 package agent
 
@@ -7,6 +7,10 @@ import (
 	"os"
 	"syscall"
 )
+
+// Neither unix nor Windows (plan9, wasip1, js): nothing here is known to
+// run, it only has to compile. There are no process groups, so a bot is
+// stopped by signalling it alone.
 
 func sysProcAttr() *syscall.SysProcAttr { return nil }
 
@@ -27,3 +31,14 @@ const (
 func openLog(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 }
+
+// sysStopper sends each step to the bot alone, through its watcher.
+type sysStopper struct{ p *proc }
+
+func (s sysStopper) term() error { return s.p.watch.signal(sigTerm) }
+func (s sysStopper) cont() error { return s.p.watch.signal(sigCont) }
+func (s sysStopper) kill() error { return s.p.watch.signal(sigKill) }
+
+func createdNow(p *proc) (int64, error) { return p.ps.CreateTime() }
+
+func inGroup(*proc, int) bool { return false }

@@ -1,0 +1,150 @@
+//go:build windows
+
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/windows"
+)
+
+// Built for Windows from its documented APIs, but never run: no machine
+// this is developed or tested on has Windows.
+
+// sysProcAttr starts the bot in its own console process group, so the
+// console's Ctrl+C does not reach it and CTRL_BREAK_EVENT can be sent to it
+// and its children (see sysStopper.term).
+//
+// It also starts the bot suspended: newWatcher puts it in its Job Object
+// and only then lets it run, so not even a child it spawns in its first
+// instant escapes the job. Whoever starts a process with this must hand it
+// to newWatcher, or kill it; nothing else resumes it.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{CreationFlags: windows.CREATE_NEW_PROCESS_GROUP | windows.CREATE_SUSPENDED}
+}
+
+// errNoGroups: Windows cannot tell which console process group a process
+// is in.
+var errNoGroups = errors.New("process groups cannot be read on windows")
+
+// getpgid always fails: nothing tells a process's console group. A bot's
+// children are known instead by its Job Object (see inGroup).
+func getpgid(int) (int, error) { return 0, errNoGroups }
+
+// signalGroup can only end the process pgid itself, for sigKill: Windows
+// has no call that ends a console process group, a bot's Job Object does
+// that (sysStopper.kill, watcher.reap). It is used on a bot this agent
+// started and has not waited for, whose PID os/exec's handle keeps from
+// being reused, so the PID is still that bot's.
+func signalGroup(pgid int, sig syscall.Signal) {
+	if sig != sigKill {
+		return
+	}
+	h, err := windows.OpenProcess(windows.PROCESS_TERMINATE, false, uint32(pgid))
+	if err != nil {
+		return
+	}
+	defer windows.CloseHandle(h)
+	_ = windows.TerminateProcess(h, killExitCode)
+}
+
+func signalName(sig syscall.Signal) string { return sig.String() }
+
+// The stop steps as the supervisor names them (see takeStep). SIGCONT has
+// no meaning on Windows, which cannot stop a process the way SIGSTOP does:
+// its step does nothing, and this number only tells it apart.
+const (
+	sigTerm = syscall.SIGTERM
+	sigKill = syscall.SIGKILL
+	sigCont = syscall.Signal(0x12)
+)
+
+// killExitCode is the exit code a bot ended by kill gets; reap reports it
+// as "killed", as a SIGKILL is on unix.
+const killExitCode = 1
+
+// errNoConsoleGroup: the bot was not started by this agent, so nothing
+// proves it leads a console process group that shares our console.
+var errNoConsoleGroup = errors.New("not started by this agent: no console process group to send CTRL_BREAK_EVENT to")
+
+// sysStopper ends a bot with what Windows has: CTRL_BREAK_EVENT, then its
+// Job Object.
+type sysStopper struct{ p *proc }
+
+// term sends CTRL_BREAK_EVENT to the bot's console process group: the bot
+// and its children get it, a Go program as os.Interrupt. Only a group this
+// agent created is sent it: given a PID that leads no group, the call
+// reaches every process on the console, this agent included. It reaches
+// the bot only if the bot shares this agent's console (it does when the
+// agent has one); otherwise it fails and kill follows at StopTimeout.
+func (s sysStopper) term() error {
+	if s.p.cmd == nil || s.p.pgid <= 0 {
+		return errNoConsoleGroup
+	}
+	if err := windows.GenerateConsoleCtrlEvent(windows.CTRL_BREAK_EVENT, uint32(s.p.pgid)); err != nil {
+		return fmt.Errorf("send CTRL_BREAK_EVENT to group %d: %w", s.p.pgid, err)
+	}
+	return nil
+}
+
+// cont does nothing: without SIGSTOP there is no stopped bot to wake.
+func (sysStopper) cont() error { return nil }
+
+// kill ends the bot's whole tree through its Job Object, or only the bot
+// when it has none (adopted; see watcher.terminate).
+func (s sysStopper) kill() error { return s.p.watch.terminate() }
+
+// createdNow reads the creation time of the process p's watcher holds open.
+// The handle keeps the PID from being reused, and the creation time proves
+// it is the process whose time was recorded when it was found; it is in
+// gopsutil's unit (ms since the epoch, from the same GetProcessTimes), so
+// the identity is the one recorded on every platform.
+func createdNow(p *proc) (int64, error) {
+	if p.watch == nil {
+		return p.ps.CreateTime()
+	}
+	return p.watch.createTime()
+}
+
+// inGroup reports whether pid is in the Job Object of a bot this agent
+// started: the bot's descendants, which is what its process group is on
+// unix. An adopted bot has none of ours, so only its own PID speaks for it.
+func inGroup(p *proc, pid int) bool {
+	return p.watch != nil && p.watch.inJob(pid)
+}
+
+// openLog opens the bot's log for appending. A reparse point there (a
+// symbolic link or a junction) is refused, not followed: whoever planted it
+// would have the bot's output appended to a file of their choosing. The file
+// is opened without following one and checked through the handle, so the
+// check and the open cannot be told apart by a swap. Windows has no mode
+// bits: a new log gets the ACL its directory passes down, which for
+// lifeline's data directory is its owner's. It is shared for delete too, so
+// it can be rotated (renamed) while open.
+func openLog(path string) (*os.File, error) {
+	name, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	h, err := windows.CreateFile(name,
+		windows.FILE_APPEND_DATA|windows.FILE_READ_ATTRIBUTES|windows.SYNCHRONIZE,
+		windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE|windows.FILE_SHARE_DELETE,
+		nil, windows.OPEN_ALWAYS,
+		windows.FILE_ATTRIBUTE_NORMAL|windows.FILE_FLAG_OPEN_REPARSE_POINT, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	var info windows.ByHandleFileInformation
+	if err := windows.GetFileInformationByHandle(h, &info); err != nil {
+		windows.CloseHandle(h)
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if info.FileAttributes&windows.FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+		windows.CloseHandle(h)
+		return nil, fmt.Errorf("%s %w", path, errLogSymlink)
+	}
+	return os.NewFile(uintptr(h), path), nil
+}
