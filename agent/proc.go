@@ -98,7 +98,8 @@ func (r stopReason) String() string {
 }
 
 // owns reports whether a heartbeat or reply from pid speaks for p: the bot
-// itself, or a process in its group (a wrapper script's child).
+// itself, or a process in its group (a wrapper script's child); on Windows,
+// in its Job Object.
 func (p *proc) owns(pid int) bool {
 	return pid == p.pid || inGroup(p, pid)
 }
@@ -183,9 +184,10 @@ func (p *proc) kill(sig syscall.Signal) error {
 // hit an unrelated group that now bears the number. (Linux frees a PID only
 // when no process uses it as PID, group or session ID.)
 //
-// Off Linux, watch.wait has to reap to learn of the exit, so there the
-// group is signalled after the reap, with the window kill describes for
-// adopted bots.
+// Where watch.wait has to reap to learn of the exit (the unix systems
+// other than Linux and macOS), the group is signalled after the reap, with
+// the window kill describes for adopted bots. On Windows there is no group
+// to signal by number: watch.reap ends what the bot left in its Job Object.
 //
 // sendGroup is signalGroup, but for a test that checks the leader is still
 // an unreaped zombie when its group is signalled.

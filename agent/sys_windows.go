@@ -16,7 +16,12 @@ import (
 
 // sysProcAttr starts the bot in its own console process group, so the
 // console's Ctrl+C does not reach it and CTRL_BREAK_EVENT can be sent to it
-// and its children (see sysStopper.term).
+// and its children (see sysStopper.term). It still shares the agent's
+// console, as CTRL_BREAK_EVENT requires, so what a console does to all its
+// processes reaches the bot too: Ctrl+Break typed there, and the closing of
+// its window (CTRL_CLOSE_EVENT), which ends the bot with the agent. A bot
+// meant to outlive its agent needs an agent without a console window of its
+// own (a service, or started detached).
 //
 // It also starts the bot suspended: newWatcher puts it in its Job Object
 // and only then lets it run, so not even a child it spawns in its first
