@@ -27,8 +27,33 @@ import (
 // and only then lets it run, so not even a child it spawns in its first
 // instant escapes the job. Whoever starts a process with this must hand it
 // to newWatcher, or kill it; nothing else resumes it.
+//
+// An agent without a console (a service) has its bot start without a
+// window (CREATE_NO_WINDOW), rather than pop one up for each bot; such a bot
+// has a console of its own, which CTRL_BREAK_EVENT cannot reach, so it is
+// stopped by the bus request, then its job.
 func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{CreationFlags: windows.CREATE_NEW_PROCESS_GROUP | windows.CREATE_SUSPENDED}
+	flags := uint32(windows.CREATE_NEW_PROCESS_GROUP | windows.CREATE_SUSPENDED)
+	if !hasConsole() {
+		flags |= windows.CREATE_NO_WINDOW
+	}
+	return &syscall.SysProcAttr{CreationFlags: flags}
+}
+
+// hasConsole reports whether this process is attached to a console:
+// CONOUT$ opens only then, whatever its standard handles are redirected to.
+func hasConsole() bool {
+	name, err := windows.UTF16PtrFromString("CONOUT$")
+	if err != nil {
+		return false
+	}
+	h, err := windows.CreateFile(name, windows.GENERIC_READ|windows.GENERIC_WRITE,
+		windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE, nil, windows.OPEN_EXISTING, 0, 0)
+	if err != nil {
+		return false
+	}
+	windows.CloseHandle(h)
+	return true
 }
 
 // errNoGroups: Windows cannot tell which console process group a process
