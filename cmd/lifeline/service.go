@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 
@@ -168,16 +167,30 @@ func (c *ServiceCommand) target(role string, args []string) (serviceTarget, erro
 	case given["name"] != "":
 		t.name += "-" + given["name"]
 	}
-	if !serviceNameRE.MatchString(t.name) {
+	if !validServiceName(t.name) {
 		return t, fmt.Errorf("service name %q: want 1-100 of A-Z a-z 0-9 _ . - (set one with --service-name)", t.name)
 	}
 	t.keepChildren = role == "agent" && given["stop-bot-on-exit"] != "true"
 	return t, nil
 }
 
-// serviceNameRE is what every service manager takes as a name and a file
-// name (systemd units, init.d scripts, launchd labels, Windows services).
-var serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$`)
+// validServiceName reports whether name is what every service manager
+// takes as a name and a file name (systemd units, init.d scripts, launchd
+// labels, Windows services): 1-100 of A-Z a-z 0-9 _ . -, not starting with
+// . or -. A loop, not a package-level regexp: `[...]{0,99}` compiles to 99
+// nested copies, ~1,300 allocations at every start of the binary (each
+// `lifeline status` too) for a check only `lifeline service` makes.
+func validServiceName(name string) bool {
+	if name == "" || len(name) > 100 || name[0] == '.' || name[0] == '-' {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // checkSecrets refuses a command line that carries a credential itself, and
 // says where the credential goes instead. It never repeats the value.
