@@ -72,8 +72,9 @@ func (s *supervisor) spawnAndStart(reason, by string) {
 	s.armHang()
 }
 
-// spawn starts the bot with the locked PID file as descriptor 3, so the lock
-// lives exactly as long as the bot, even if this agent dies first.
+// spawn starts the bot with the locked PID file handed down (pidfile's
+// PassTo), so the lock lives exactly as long as the bot, even if this agent
+// dies first.
 func (s *supervisor) spawn() (*proc, error) {
 	pf, err := pidfile.Acquire(s.cfg.PIDFile)
 	if err != nil {
@@ -83,7 +84,6 @@ func (s *supervisor) spawn() (*proc, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = s.cfg.Dir
 	cmd.Env = append(sdnotify.ChildEnv(append(os.Environ(), s.cfg.Env...), s.notify, s.cfg.HeartbeatTimeout),
-		pidfile.EnvFD+"=3",
 		"NATS_URL="+s.cfg.NATSURL,
 		"LIFELINE_NATS_URL="+s.cfg.NATSURL, // beats a different one inherited from our environment
 		"LIFELINE_NAME="+s.cfg.Name,
@@ -97,8 +97,14 @@ func (s *supervisor) spawn() (*proc, error) {
 		// agent's own seed file, if it was named there, is not handed on.
 		cmd.Env = append(cmd.Env, bus.EnvSeed+"="+seed, "LIFELINE_NATS_NKEY=")
 	}
-	cmd.ExtraFiles = []*os.File{pf.Descriptor()}
 	cmd.SysProcAttr = sysProcAttr()
+	// After SysProcAttr, which PassTo adds the handle to on Windows.
+	fdEnv, err := pf.PassTo(cmd)
+	if err != nil {
+		pf.Remove()
+		return nil, err
+	}
+	cmd.Env = append(cmd.Env, fdEnv)
 	// The capture's pipes (logs.go), the same for every respawn; the bot
 	// matters more than its log, so it starts even without one.
 	stdout, stderr, closeOut := s.botOutput()

@@ -296,18 +296,19 @@ func (b *Bot) loop(ctx context.Context, stop <-chan struct{}, log *slog.Logger, 
 	}
 }
 
-// lockPIDFile takes over the descriptor the agent locked for this bot, when
-// the environment names one, and otherwise locks the PID file itself.
+// lockPIDFile takes over the descriptor (on Windows, the handle) the agent
+// locked for this bot, when the environment names one, and otherwise locks
+// the PID file itself.
 func (b *Bot) lockPIDFile() (*pidfile.File, error) {
 	if v := os.Getenv(pidfile.EnvFD); v != "" {
 		// The claim is this process's alone; the bot's own children must
 		// not try to take it over.
 		os.Unsetenv(pidfile.EnvFD)
-		fd, err := strconv.ParseUint(v, 10, 31)
+		fd, err := pidfile.ParseFD(v)
 		if err != nil {
-			return nil, fmt.Errorf("inherit pid file: %s=%q is not a descriptor", pidfile.EnvFD, v)
+			return nil, err
 		}
-		return pidfile.Inherit(uintptr(fd), b.PIDFile)
+		return pidfile.Inherit(fd, b.PIDFile)
 	}
 	pf, err := pidfile.Acquire(b.PIDFile)
 	if err != nil {

@@ -1,15 +1,19 @@
-//go:build !unix
+//go:build !unix && !windows
 
 package pidfile
 
 import "os"
 
-func tryLock(*os.File) (bool, error) { return false, ErrUnsupported }
+const lineEnd = "\n"
 
-func setCloseOnExec(*os.File) {}
+func lockFile(string) (*os.File, error) { return nil, ErrUnsupported }
 
-// openPrivate opens path with mode 0600 when it creates it; without unix
-// permissions and O_NOFOLLOW there is nothing more to check.
-func openPrivate(path string, flag int) (*os.File, error) {
-	return os.OpenFile(path, flag, 0o600)
-}
+func openRead(path string) (*os.File, error) { return os.Open(path) }
+
+func isHeld(*os.File, string) (bool, error) { return false, ErrUnsupported }
+
+func holds(*os.File, string) (bool, error) { return false, ErrUnsupported }
+
+func keepFromChildren(*os.File) error { return nil }
+
+func removeFile(path string) error { return os.Remove(path) }

@@ -11,6 +11,51 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// lineEnd ends the PID, so `kill $(cat bot.pid)` works.
+const lineEnd = "\n"
+
+// lockFile opens or creates path and takes its lock, or returns errHeld.
+func lockFile(path string) (*os.File, error) {
+	f, err := openPrivate(path, os.O_RDWR|os.O_CREATE)
+	if err != nil {
+		return nil, fmt.Errorf("open pid file: %w", err)
+	}
+	ok, err := tryLock(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock pid file %s: %w", path, err)
+	}
+	if !ok {
+		f.Close()
+		return nil, errHeld
+	}
+	return f, nil
+}
+
+// openRead opens path for reading its PID, refusing what lockFile refuses.
+func openRead(path string) (*os.File, error) { return openPrivate(path, os.O_RDONLY) }
+
+// isHeld reports whether anyone holds the lock of the file f is open on.
+// When nobody does, f now holds it; closing f lets it go again.
+func isHeld(f *os.File, _ string) (bool, error) {
+	free, err := tryLock(f)
+	return !free, err
+}
+
+// holds reports whether f holds the lock: locking an open file description
+// that holds it already is a no-op that succeeds. (Where nobody held it, f
+// holds it now.)
+func holds(f *os.File, _ string) (bool, error) { return tryLock(f) }
+
+// keepFromChildren marks f close-on-exec, so the bot's own children do not
+// keep its lock alive.
+func keepFromChildren(f *os.File) error {
+	unix.CloseOnExec(int(f.Fd()))
+	return nil
+}
+
+func removeFile(path string) error { return os.Remove(path) }
+
 // tryLock takes an exclusive flock on f without blocking. It reports false
 // when another open file description holds it.
 func tryLock(f *os.File) (bool, error) {
@@ -28,8 +73,6 @@ func tryLock(f *os.File) (bool, error) {
 		}
 	}
 }
-
-func setCloseOnExec(f *os.File) { unix.CloseOnExec(int(f.Fd())) }
 
 // openPrivate opens path for this user alone. A symbolic link there is
 // refused rather than followed (O_NOFOLLOW): whoever planted it could

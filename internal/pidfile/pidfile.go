@@ -1,10 +1,15 @@
 // Package pidfile implements lifeline's PID file: the decimal PID and a
-// newline, held under an exclusive advisory lock (flock) for the life of the
+// newline (CRLF on Windows), held under an exclusive lock for the life of the
 // bot. A PID file whose lock nobody holds is stale and is never trusted.
 //
-// It calls flock through golang.org/x/sys rather than a locking library
-// because the agent hands the locked descriptor itself to the bot it starts,
-// and the libraries keep their descriptor private.
+// On Unix the lock is flock(2); on Windows it is the file opened with a
+// sharing mode that denies writing to everyone else (lock_windows.go says
+// why not LockFileEx). Both belong to the open file, not to a process, so a
+// child that inherits the handle keeps the lock after its parent exits. That
+// is also why it calls the system directly rather than through a locking
+// library: the agent hands the locked handle itself to the bot it starts,
+// and the libraries keep theirs private (and gofrs/flock uses LockFileEx on
+// Windows, whose lock a child does not inherit).
 package pidfile
 
 import (
@@ -39,6 +44,10 @@ var (
 	// ErrNotRegular means something other than a regular file (a FIFO, a
 	// device) stands where the file should be.
 	ErrNotRegular = errors.New("is not a regular file")
+
+	// errHeld is what the platform's lockFile returns when another open
+	// file holds the lock.
+	errHeld = errors.New("held by another process")
 )
 
 // LockedError is returned by Acquire when a live process holds the lock.
@@ -55,7 +64,8 @@ func (e *LockedError) Error() string {
 }
 
 // Parse reads a PID file's contents. It accepts only a positive decimal
-// number with optional surrounding white space; PIDs 0 and 1 are refused
+// number with optional surrounding white space (so "1234\n" and the
+// "1234\r\n" of a Windows editor alike); PIDs 0 and 1 are refused
 // because signalling them would hit a process group or init.
 func Parse(data []byte) (int, error) {
 	s := string(bytes.TrimSpace(data))
@@ -98,18 +108,12 @@ func Acquire(path string) (*File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create pid file directory: %w", err)
 	}
-	f, err := openPrivate(path, os.O_RDWR|os.O_CREATE)
-	if err != nil {
-		return nil, fmt.Errorf("open pid file: %w", err)
-	}
-	ok, err := tryLock(f)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock pid file %s: %w", path, err)
-	}
-	if !ok {
-		f.Close()
+	f, err := lockFile(path)
+	if errors.Is(err, errHeld) {
 		return nil, &LockedError{Path: path, PID: holderPID(path)}
+	}
+	if err != nil {
+		return nil, err
 	}
 	return &File{f: f, path: path}, nil
 }
@@ -128,9 +132,11 @@ func holderPID(path string) int {
 	}
 }
 
-// Inherit takes over a descriptor handed down by the agent, after checking
-// that it is the file at path and that its lock is held. The descriptor is
-// marked close-on-exec so the bot's own children do not keep the lock alive.
+// Inherit takes over a descriptor (on Windows, a handle) handed down by the
+// agent through PassTo, after checking that it is the file at path and that
+// it holds the lock. It is then kept from the bot's own children (close-on-
+// exec; on Windows, no longer inheritable), so they do not keep the lock
+// alive.
 func Inherit(fd uintptr, path string) (*File, error) {
 	f := os.NewFile(fd, path)
 	if f == nil {
@@ -140,34 +146,46 @@ func Inherit(fd uintptr, path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inherit pid file: descriptor %d: %w", fd, err)
 	}
-	pi, err := os.Stat(path)
+	pi, err := os.Lstat(path)
 	if err != nil {
 		return nil, fmt.Errorf("inherit pid file: %w", err)
 	}
 	if !os.SameFile(fi, pi) {
 		return nil, fmt.Errorf("inherit pid file: descriptor %d is not %s", fd, path)
 	}
-	// Locking an open file description that already holds the lock is a
-	// no-op, so this only confirms what the agent promised.
-	ok, err := tryLock(f)
+	// This only confirms what the agent promised.
+	ok, err := holds(f, path)
 	if err != nil || !ok {
 		return nil, fmt.Errorf("inherit pid file: descriptor %d does not hold the lock", fd)
 	}
-	setCloseOnExec(f)
+	if err := keepFromChildren(f); err != nil {
+		return nil, fmt.Errorf("inherit pid file: %w", err)
+	}
 	return &File{f: f, path: path}, nil
+}
+
+// ParseFD reads the value of EnvFD: a descriptor number on Unix, a handle
+// value on Windows (handles fit in 32 bits, even in 64-bit processes, so
+// that they can be shared with 32-bit ones).
+func ParseFD(v string) (uintptr, error) {
+	fd, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("inherit pid file: %s=%q is not a descriptor", EnvFD, v)
+	}
+	return uintptr(fd), nil
 }
 
 // Path returns the PID file's path.
 func (p *File) Path() string { return p.path }
 
-// Descriptor returns the open, locked file, for handing to a child process.
+// Descriptor returns the open, locked file.
 func (p *File) Descriptor() *os.File { return p.f }
 
 // WritePID records pid. It overwrites in place (the lock belongs to this
 // inode, so no rename) and truncates afterwards, so a reader never sees an
 // empty file once a PID has been written.
 func (p *File) WritePID(pid int) error {
-	b := []byte(strconv.Itoa(pid) + "\n")
+	b := []byte(strconv.Itoa(pid) + lineEnd)
 	if _, err := p.f.WriteAt(b, 0); err != nil {
 		return fmt.Errorf("write pid file: %w", err)
 	}
@@ -187,7 +205,7 @@ func (p *File) Remove() error {
 	fi, err := p.f.Stat()
 	if err == nil {
 		if pi, err := os.Stat(p.path); err == nil && os.SameFile(fi, pi) {
-			if err := os.Remove(p.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := removeFile(p.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				p.f.Close()
 				return fmt.Errorf("remove pid file: %w", err)
 			}
@@ -202,17 +220,17 @@ func (p *File) Remove() error {
 // garbage; callers may retry). A symbolic link, or a file of another user,
 // is refused as Acquire refuses it.
 func Read(path string) (int, error) {
-	f, err := openPrivate(path, os.O_RDONLY)
+	f, err := openRead(path)
 	if err != nil {
 		return 0, fmt.Errorf("read pid file: %w", err)
 	}
 	defer f.Close()
-	free, err := tryLock(f)
+	held, err := isHeld(f, path)
 	if err != nil {
 		return 0, fmt.Errorf("read pid file %s: %w", path, err)
 	}
-	if free {
-		// Closing f drops the lock just taken.
+	if !held {
+		// On Unix f took the lock to find out; closing f drops it.
 		return 0, fmt.Errorf("%s: %w", path, ErrStale)
 	}
 	data := make([]byte, 64)

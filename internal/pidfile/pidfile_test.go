@@ -34,6 +34,11 @@ func TestParse(t *testing.T) {
 		{"2", 2},
 		{"4242\n", 4242},
 		{"  4242 \r\n", 4242},
+		{"4242\r\n", 4242}, // written by a Windows editor, or by lifeline on Windows
+		{"\r\n4242\r\n\r\n", 4242},
+		{"4242\r", 4242},
+		{"42\r\n42", 0},
+		{"\r\n", 0},
 		{"007", 7},
 		{"4194304", 4194304},
 	} {
@@ -51,7 +56,7 @@ func TestParse(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"", "0", "1", "2", "4242\n", " 42 ", "-1", "abc", "99999999999", "4194304", "\u00a012\u0085"} {
+	for _, s := range []string{"", "0", "1", "2", "4242\n", " 42 ", "-1", "abc", "99999999999", "4194304", "\u00a012\u0085", "4242\r\n", "42\r42"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -71,8 +76,10 @@ func FuzzParse(f *testing.F) {
 		if s != strconv.Itoa(pid) {
 			t.Fatalf("Parse(%q) = %d, but the text is %q", data, pid, s)
 		}
-		if again, err := Parse([]byte(strconv.Itoa(pid) + "\n")); err != nil || again != pid {
-			t.Fatalf("Parse of written pid %d = %d, %v", pid, again, err)
+		for _, end := range []string{"\n", "\r\n", lineEnd} {
+			if again, err := Parse([]byte(strconv.Itoa(pid) + end)); err != nil || again != pid {
+				t.Fatalf("Parse of written pid %q = %d, %v", strconv.Itoa(pid)+end, again, err)
+			}
 		}
 	})
 }
@@ -107,8 +114,8 @@ func TestAcquire(t *testing.T) {
 	if err := f.WritePID(4242); err != nil { // shorter: the tail must go
 		t.Fatal(err)
 	}
-	if data, _ := os.ReadFile(path); string(data) != "4242\n" {
-		t.Errorf("pid file holds %q, want %q", data, "4242\n")
+	if data, _ := os.ReadFile(path); string(data) != "4242"+lineEnd {
+		t.Errorf("pid file holds %q, want %q", data, "4242"+lineEnd)
 	}
 	_, err = Acquire(path)
 	if !errors.As(err, &locked) || locked.PID != 4242 || !strings.Contains(err.Error(), "4242") {
