@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -12,10 +12,6 @@ import (
 
 // Built for Windows from its documented APIs, but never run: no machine
 // this is developed or tested on has Windows.
-
-// errWatcherClosed: the watcher's handles are closed; it can no longer
-// prove, stop or read anything.
-var errWatcherClosed = errors.New("watcher is closed")
 
 // watcher follows one bot process through a handle to it. The handle is
 // the bot's identity: while it is open, Windows does not give the bot's PID
@@ -32,17 +28,14 @@ type watcher struct {
 	pid int
 	cmd *exec.Cmd // nil when adopted
 
-	// mu keeps the handles from being closed while they are used. The one
-	// long use, wait's, is marked by waiting instead: close only sets stop
-	// then, and wait closes the handles once it has returned (Windows leaves
-	// closing a handle that is being waited on undefined).
-	mu      sync.Mutex
-	proc    windows.Handle // the bot; SYNCHRONIZE, query, terminate
-	job     windows.Handle // its Job Object; 0 for an adopted bot
-	stop    windows.Handle // a manual-reset event, set by close
-	waiting bool
-	closed  bool
-	killed  bool // terminate ended it: its exit is reported as "killed"
+	// The handles, set by newWatcher, used only through g (see handleGuard),
+	// which closes them once nothing uses them.
+	g    handleGuard
+	proc windows.Handle // the bot; SYNCHRONIZE, query, terminate
+	job  windows.Handle // its Job Object; 0 for an adopted bot
+	stop windows.Handle // a manual-reset event, set by close to end a wait
+
+	killed atomic.Bool // terminate ended it: its exit is reported as "killed"
 
 	// ids is inJob's buffer. It lives on the heap, where nothing moves
 	// it: the call fills it through an address passed as a plain number.
@@ -59,6 +52,7 @@ func newWatcher(pid int, cmd *exec.Cmd) (*watcher, error) {
 		return nil, fmt.Errorf("open process %d: %w", pid, err)
 	}
 	w := &watcher{pid: pid, cmd: cmd, proc: h}
+	w.g.release = w.release
 	if w.stop, err = windows.CreateEvent(nil, 1, 0, nil); err != nil {
 		w.release()
 		return nil, fmt.Errorf("create event: %w", err)
@@ -137,22 +131,11 @@ func resumeProcess(pid int) error {
 // Nothing is reaped: the handle keeps the exit code and the PID until reap
 // and close.
 func (w *watcher) wait() (ok bool) {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
+	if !w.g.beginWait() {
 		return false
 	}
-	w.waiting = true
-	handles := []windows.Handle{w.proc, w.stop}
-	w.mu.Unlock()
-
-	ev, err := windows.WaitForMultipleObjects(handles, false, windows.INFINITE)
-
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.waiting = false
-	if w.closed {
-		w.release()
+	ev, err := windows.WaitForMultipleObjects([]windows.Handle{w.proc, w.stop}, false, windows.INFINITE)
+	if w.g.endWait() {
 		return false
 	}
 	return err == nil && ev == windows.WAIT_OBJECT_0
@@ -163,17 +146,15 @@ func (w *watcher) wait() (ok bool) {
 // in its job, as settle's SIGKILL to the group does on unix; the job, not a
 // number, names them, so no stranger can be hit.
 func (w *watcher) reap() (code int, sig string) {
-	w.mu.Lock()
 	var status uint32
 	got := false
-	killed := w.killed
-	if !w.closed {
+	_ = w.g.use(func() error {
 		if w.job != 0 {
 			_ = windows.TerminateJobObject(w.job, killExitCode)
 		}
 		got = windows.GetExitCodeProcess(w.proc, &status) == nil
-	}
-	w.mu.Unlock()
+		return nil
+	})
 	if w.cmd != nil {
 		_ = w.cmd.Wait() // releases os/exec's handle; the process has exited
 		if !got && w.cmd.ProcessState != nil {
@@ -183,7 +164,7 @@ func (w *watcher) reap() (code int, sig string) {
 	switch {
 	case !got:
 		return -1, ""
-	case killed && status == killExitCode:
+	case w.killed.Load() && status == killExitCode:
 		return -1, "killed"
 	}
 	return int(status), ""
@@ -197,37 +178,33 @@ func (w *watcher) reap() (code int, sig string) {
 // by, and a process's recorded parent PID may by now be someone else's, so
 // they cannot be told apart safely.
 func (w *watcher) terminate() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return errWatcherClosed
-	}
-	w.killed = true
-	if w.job != 0 {
-		if err := windows.TerminateJobObject(w.job, killExitCode); err != nil {
-			return fmt.Errorf("terminate job of pid %d: %w", w.pid, err)
+	return w.g.use(func() error {
+		w.killed.Store(true)
+		if w.job != 0 {
+			if err := windows.TerminateJobObject(w.job, killExitCode); err != nil {
+				return fmt.Errorf("terminate job of pid %d: %w", w.pid, err)
+			}
+			return nil
+		}
+		if err := windows.TerminateProcess(w.proc, killExitCode); err != nil {
+			return fmt.Errorf("terminate pid %d: %w", w.pid, err)
 		}
 		return nil
-	}
-	if err := windows.TerminateProcess(w.proc, killExitCode); err != nil {
-		return fmt.Errorf("terminate pid %d: %w", w.pid, err)
-	}
-	return nil
+	})
 }
 
 // createTime is the creation time of the process held, in gopsutil's unit
 // (ms since the epoch).
-func (w *watcher) createTime() (int64, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return 0, errWatcherClosed
-	}
-	var created, exited, kernel, user windows.Filetime
-	if err := windows.GetProcessTimes(w.proc, &created, &exited, &kernel, &user); err != nil {
-		return 0, fmt.Errorf("creation time of pid %d: %w", w.pid, err)
-	}
-	return created.Nanoseconds() / 1e6, nil
+func (w *watcher) createTime() (ms int64, err error) {
+	err = w.g.use(func() error {
+		var created, exited, kernel, user windows.Filetime
+		if err := windows.GetProcessTimes(w.proc, &created, &exited, &kernel, &user); err != nil {
+			return fmt.Errorf("creation time of pid %d: %w", w.pid, err)
+		}
+		ms = created.Nanoseconds() / 1e6
+		return nil
+	})
+	return ms, err
 }
 
 // maxJobList bounds the process list inJob reads: a heartbeat from beyond
@@ -245,43 +222,37 @@ type jobIDs struct {
 // job lists only processes still running, so a listed PID cannot be a
 // recycled one.
 func (w *watcher) inJob(pid int) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed || w.job == 0 || pid <= 0 {
+	if pid <= 0 {
 		return false
 	}
-	list := w.ids
-	err := windows.QueryInformationJobObject(w.job, windows.JobObjectBasicProcessIdList,
-		uintptr(unsafe.Pointer(list)), uint32(unsafe.Sizeof(*list)), nil)
-	if err != nil {
-		return false
-	}
-	for _, id := range list.ids[:min(list.listed, maxJobList)] {
-		if id == uintptr(pid) {
-			return true
+	found := false
+	_ = w.g.use(func() error {
+		if w.job == 0 {
+			return nil // adopted: in no job of ours
 		}
-	}
-	return false
+		list := w.ids
+		err := windows.QueryInformationJobObject(w.job, windows.JobObjectBasicProcessIdList,
+			uintptr(unsafe.Pointer(list)), uint32(unsafe.Sizeof(*list)), nil)
+		if err != nil {
+			return err
+		}
+		for _, id := range list.ids[:min(list.listed, maxJobList)] {
+			if id == uintptr(pid) {
+				found = true
+				break
+			}
+		}
+		return nil
+	})
+	return found
 }
 
 // close ends the watching, not the bot: the job is closed without killing
 // it (see watcher).
-func (w *watcher) close() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return
-	}
-	w.closed = true
-	if w.stop != 0 {
-		_ = windows.SetEvent(w.stop)
-	}
-	if !w.waiting {
-		w.release()
-	}
-}
+func (w *watcher) close() { w.g.close(func() { _ = windows.SetEvent(w.stop) }) }
 
-// release closes the handles; the caller holds mu, or is newWatcher.
+// release closes the handles: g calls it once nothing uses them, or
+// newWatcher when it fails.
 func (w *watcher) release() {
 	for _, h := range []*windows.Handle{&w.proc, &w.job, &w.stop} {
 		if *h != 0 {
