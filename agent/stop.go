@@ -48,3 +48,21 @@ func (p *proc) stopper() stopper {
 	}
 	return sysStopper{p: p}
 }
+
+// errNoConsoleGroup: nothing proves the bot leads a console process group
+// of this agent's making, so CTRL_BREAK_EVENT is not sent.
+var errNoConsoleGroup = errors.New("no console process group of ours to send CTRL_BREAK_EVENT to")
+
+// breakGroup returns the console process group that Windows' term may send
+// CTRL_BREAK_EVENT to: only one this agent created, by starting the bot
+// with CREATE_NEW_PROCESS_GROUP, which makes the bot's PID the group's ID.
+// Given an ID that is no group, GenerateConsoleCtrlEvent reaches every
+// process on the console, this agent included; an adopted bot was started
+// by someone else, who may not have made it a group. Plain Go, so that the
+// rule is tested on Linux.
+func breakGroup(p *proc) (uint32, error) {
+	if p.cmd == nil || p.pgid <= 0 || p.pgid != p.pid {
+		return 0, fmt.Errorf("pid %d: %w", p.pid, errNoConsoleGroup)
+	}
+	return uint32(p.pgid), nil
+}

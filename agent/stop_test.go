@@ -205,3 +205,28 @@ func TestTakeStepMapsSignalsToSteps(t *testing.T) {
 		}
 	}
 }
+
+// CTRL_BREAK_EVENT goes only to a console process group this agent made:
+// sent to a PID that leads no group, Windows would deliver it to every
+// process on the console, the agent included. An adopted bot, or one whose
+// recorded group is not its own PID, is refused.
+func TestBreakGroupOnlyForAGroupWeMade(t *testing.T) {
+	ours := exec.Command(os.Args[0])
+	for _, c := range []struct {
+		name string
+		p    *proc
+		want uint32
+	}{
+		{"started here", &proc{pid: 4242, pgid: 4242, cmd: ours}, 4242},
+		{"adopted", &proc{pid: 4242, pgid: 4242, adopted: true}, 0},
+		{"adopted, no group", &proc{pid: 4242}, 0},
+		{"started here, no group", &proc{pid: 4242, cmd: ours}, 0},
+		{"another group", &proc{pid: 4242, pgid: 1, cmd: ours}, 0},
+		{"no pid", &proc{pid: 0, pgid: 0, cmd: ours}, 0},
+	} {
+		got, err := breakGroup(c.p)
+		if got != c.want || (c.want == 0) != errors.Is(err, errNoConsoleGroup) {
+			t.Errorf("%s: breakGroup = %d, %v; want %d", c.name, got, err, c.want)
+		}
+	}
+}

@@ -96,26 +96,22 @@ const (
 // as "killed", as a SIGKILL is on unix.
 const killExitCode = 1
 
-// errNoConsoleGroup: the bot was not started by this agent, so nothing
-// proves it leads a console process group that shares our console.
-var errNoConsoleGroup = errors.New("not started by this agent: no console process group to send CTRL_BREAK_EVENT to")
-
 // sysStopper ends a bot with what Windows has: CTRL_BREAK_EVENT, then its
 // Job Object.
 type sysStopper struct{ p *proc }
 
 // term sends CTRL_BREAK_EVENT to the bot's console process group: the bot
 // and its children get it, a Go program as os.Interrupt. Only a group this
-// agent created is sent it: given a PID that leads no group, the call
-// reaches every process on the console, this agent included. It reaches
-// the bot only if the bot shares this agent's console (it does when the
-// agent has one); otherwise it fails and kill follows at StopTimeout.
+// agent created is sent it (see breakGroup). It reaches the bot only if the
+// bot shares this agent's console (it does when the agent has one);
+// otherwise it fails and kill follows at StopTimeout.
 func (s sysStopper) term() error {
-	if s.p.cmd == nil || s.p.pgid <= 0 {
-		return errNoConsoleGroup
+	group, err := breakGroup(s.p)
+	if err != nil {
+		return err
 	}
-	if err := windows.GenerateConsoleCtrlEvent(windows.CTRL_BREAK_EVENT, uint32(s.p.pgid)); err != nil {
-		return fmt.Errorf("send CTRL_BREAK_EVENT to group %d: %w", s.p.pgid, err)
+	if err := windows.GenerateConsoleCtrlEvent(windows.CTRL_BREAK_EVENT, group); err != nil {
+		return fmt.Errorf("send CTRL_BREAK_EVENT to group %d: %w", group, err)
 	}
 	return nil
 }
