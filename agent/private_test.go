@@ -1,3 +1,5 @@
+//go:build unix
+
 package agent
 
 // Tests for issue 9: the agent's files are private to its user, symlinks
@@ -9,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -227,18 +228,4 @@ func TestKilledBotsLeftoverChildIsKilled(t *testing.T) {
 	h.waitStatus("respawned", func(st bus.Status) bool {
 		return st.State == bus.StateRunning && st.PID > 0 && st.PID != first.PID
 	})
-}
-
-func waitChildFile(t *testing.T, path string) int {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		data, _ := os.ReadFile(path)
-		if child, _ := strconv.Atoi(string(data)); child > 0 && alive(child) {
-			return child
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("bot's child did not start")
-	return 0
 }

@@ -45,7 +45,7 @@ func TestBrowserCharts(t *testing.T) {
 		document.querySelectorAll("#chart-cpu .uplot canvas, #chart-rss .uplot canvas, #chart-hb .uplot canvas").length === 3`)
 
 	// The timeline: a crash (kill -9) and a requested restart.
-	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+	if err := e2eKill(st.PID); err != nil {
 		t.Fatalf("kill -9 %d: %v", st.PID, err)
 	}
 	s.waitEvent("crashed", st.PID)

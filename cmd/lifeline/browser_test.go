@@ -479,7 +479,7 @@ func testBrowserShowsCrash(t *testing.T, b *browser) {
 	b.login(s)
 	pid := b.waitShowsAPI(s, "the running bot")
 
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	if err := e2eKill(pid); err != nil {
 		t.Fatalf("kill -9 %d: %v", pid, err)
 	}
 	b.waitFor("the crashed event for the killed PID", browserWait,
@@ -560,7 +560,7 @@ func testBrowserReconnects(t *testing.T, b *browser) {
 
 	// While the dashboard is away, the agent alone replaces a killed bot:
 	// the page must learn the new PID when it comes back.
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	if err := e2eKill(pid); err != nil {
 		t.Fatalf("kill -9 %d: %v", pid, err)
 	}
 	e2eWait(t, browserWait, "the agent to respawn the bot", func() (bool, string) {

@@ -179,7 +179,7 @@ func TestE2EAlertClusterSendsOnceThoughADashboardIsKilled(t *testing.T) {
 	r.mu.Lock()
 	r.hold = " crashed: "
 	r.mu.Unlock()
-	syscall.Kill(st.PID, syscall.SIGKILL)
+	e2eKill(st.PID)
 	select {
 	case <-r.held:
 	case <-time.After(60 * time.Second):
@@ -243,12 +243,12 @@ func TestE2EAlertKillHangAgentLost(t *testing.T) {
 			t.Fatalf("after %q the receiver has %q", what, msgs)
 		}
 	}
-	syscall.Kill(st.PID, syscall.SIGKILL)
+	e2eKill(st.PID)
 	want(1, "crashed: signal killed")
 	want(2, "running again")
 
 	st = d.waitStatus(30*time.Second, "a new bot running", func(s bus.Status) bool { return clusterRunning(s) && s.PID != st.PID })
-	syscall.Kill(st.PID, syscall.SIGSTOP)
+	e2eFreeze(t, st.PID)
 	want(3, "hung")
 	want(4, "running again")
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // `make bench`: timings of the real binary with real processes, each over

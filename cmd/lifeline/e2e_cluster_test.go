@@ -166,7 +166,7 @@ func clusterStartAgent(t *testing.T, dir, urls string) *e2eProc {
 	t.Cleanup(func() {
 		data, err := os.ReadFile(filepath.Join(dir, "data", "bot.pid"))
 		if pid, perr := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && perr == nil && pid > 1 {
-			syscall.Kill(pid, syscall.SIGKILL)
+			e2eKill(pid)
 		}
 	})
 	return a

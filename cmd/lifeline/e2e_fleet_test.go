@@ -67,7 +67,7 @@ func e2eNewFleet(t *testing.T, bots map[string]string) *e2eFleet {
 				continue
 			}
 			if pid, err := f.pidOf(strings.TrimSuffix(filepath.Base(file), ".pid")); err == nil {
-				syscall.Kill(pid, syscall.SIGKILL)
+				e2eKill(pid)
 			}
 		}
 	})
@@ -134,7 +134,7 @@ func (f *e2eFleet) samePIDs(want map[string]int) {
 		if got := f.running(name); got != pid {
 			f.t.Errorf("bot %s: pid %d, want %d untouched", name, got, pid)
 		}
-		if err := syscall.Kill(pid, 0); err != nil {
+		if err := e2eProbe(pid); err != nil {
 			f.t.Errorf("bot %s: pid %d is gone: %v", name, pid, err)
 		}
 	}
@@ -157,7 +157,7 @@ func (f *e2eFleet) respawned(name string, old int, since time.Time, within time.
 func TestE2EFleetKillOneBot(t *testing.T) {
 	f := e2eNewFleet(t, map[string]string{"a": fleetSleep, "b": fleetSleep, "c": fleetSleep})
 	before := f.pids("a", "b", "c")
-	if err := syscall.Kill(before["a"], syscall.SIGKILL); err != nil {
+	if err := e2eKill(before["a"]); err != nil {
 		t.Fatal(err)
 	}
 	f.respawned("a", before["a"], time.Now(), 10*time.Second)
@@ -170,7 +170,7 @@ func TestE2EFleetKillOneBot(t *testing.T) {
 func TestE2EFleetHangOneBot(t *testing.T) {
 	f := e2eNewFleet(t, map[string]string{"h1": fleetDemo, "h2": fleetDemo, "s": fleetSleep})
 	before := f.pids("h1", "h2", "s")
-	if err := syscall.Kill(before["h1"], syscall.SIGSTOP); err != nil {
+	if err := e2eFreeze(t, before["h1"]); err != nil {
 		t.Fatal(err)
 	}
 	f.respawned("h1", before["h1"], time.Now(), 15*time.Second)
@@ -193,7 +193,7 @@ func TestE2EFleetCrashLoopBesideHealthy(t *testing.T) {
 	f.samePIDs(before)
 	for _, name := range []string{"a", "h"} {
 		start := time.Now()
-		if err := syscall.Kill(before[name], syscall.SIGKILL); err != nil {
+		if err := e2eKill(before[name]); err != nil {
 			t.Fatal(err)
 		}
 		_, took := f.respawned(name, before[name], start, 10*time.Second)
@@ -268,7 +268,7 @@ func TestE2EFleetReload(t *testing.T) {
 	f.respawned("changed", before["changed"], time.Now(), 10*time.Second)
 	f.running("added")
 	e2eWait(t, 10*time.Second, "the removed bot's process to be gone", func() (bool, string) {
-		return syscall.Kill(before["gone"], 0) != nil, ""
+		return e2eProbe(before["gone"]) != nil, ""
 	})
 	if _, err := f.status("gone"); err == nil {
 		t.Error("the removed bot still has an agent on the bus")
@@ -277,7 +277,7 @@ func TestE2EFleetReload(t *testing.T) {
 	if err != nil || !strings.Contains(string(env), "MODE=live") {
 		t.Errorf("the changed bot does not run with its new env (%v)", err)
 	}
-	if f.fleet.pid() == 0 || syscall.Kill(f.fleet.pid(), 0) != nil {
+	if f.fleet.pid() == 0 || e2eProbe(f.fleet.pid()) != nil {
 		t.Error("the agent did not survive SIGHUP")
 	}
 }

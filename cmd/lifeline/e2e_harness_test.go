@@ -255,7 +255,7 @@ func (s *e2eStack) startAgent() *e2eProc {
 		agent.signal(syscall.SIGKILL)
 		<-agent.done
 		if pid, err := s.pidFromFile(); err == nil {
-			syscall.Kill(pid, syscall.SIGKILL)
+			e2eKill(pid)
 		}
 	})
 	return s.agent
@@ -395,4 +395,12 @@ func e2eConnect(t testing.TB, urls, seed string) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// e2eWaitGone waits until pid is gone or a zombie.
+func e2eWaitGone(t testing.TB, pid int) {
+	t.Helper()
+	e2eWait(t, 15*time.Second, fmt.Sprintf("process %d to be gone", pid), func() (bool, string) {
+		return !e2eAlive(pid), "alive"
+	})
 }

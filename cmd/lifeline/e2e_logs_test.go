@@ -301,7 +301,7 @@ func TestE2ELogsAgentKilled(t *testing.T) {
 	s.agent.signal(syscall.SIGKILL)
 	s.agent.wait(5 * time.Second)
 	time.Sleep(500 * time.Millisecond) // the bot writes on with no agent: what this test is about
-	if err := syscall.Kill(st.PID, 0); err != nil {
+	if err := e2eProbe(st.PID); err != nil {
 		t.Fatalf("bot pid %d died with its agent: %v", st.PID, err)
 	}
 	s.startAgent()

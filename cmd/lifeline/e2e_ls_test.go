@@ -49,7 +49,7 @@ func TestLsListsBots(t *testing.T) {
 		s.agentArgs...)...)
 	t.Cleanup(func() {
 		if pid := pidFileOf(t, s, "other"); pid > 0 {
-			syscall.Kill(pid, syscall.SIGKILL)
+			e2eKill(pid)
 		}
 	})
 

@@ -189,7 +189,7 @@ func TestE2EPartitionedDashboardDoesNotTakeTheBotDown(t *testing.T) {
 			var pid int
 			fmt.Sscan(string(data), &pid)
 			if pid > 1 {
-				syscall.Kill(pid, syscall.SIGKILL)
+				e2eKill(pid)
 			}
 		}
 	})

@@ -29,13 +29,6 @@ func e2eAlive(pid int) bool {
 	return st != "" && st != "Z"
 }
 
-func e2eWaitGone(t testing.TB, pid int) {
-	t.Helper()
-	e2eWait(t, 15*time.Second, fmt.Sprintf("process %d to be gone", pid), func() (bool, string) {
-		return !e2eAlive(pid), "alive"
-	})
-}
-
 // botProcesses lists the live demo bots whose working directory is dir:
 // the way to prove there is exactly one.
 func botProcesses(dir string) []int {

@@ -69,7 +69,7 @@ func TestE2EQuickStart(t *testing.T) {
 func TestE2EKilledBotIsRespawnedOnce(t *testing.T) {
 	s := e2eNewStack(t)
 	first := s.running()
-	syscall.Kill(first.PID, syscall.SIGKILL)
+	e2eKill(first.PID)
 	ev := s.waitEvent(bus.EventCrashed, first.PID)
 	if !strings.Contains(ev.Reason, "killed") {
 		t.Fatalf("crash reason %q", ev.Reason)
@@ -87,7 +87,7 @@ func TestE2EKilledBotIsRespawnedOnce(t *testing.T) {
 func TestE2EStoppedBotIsHungKilledAndRespawned(t *testing.T) {
 	s := e2eNewStack(t)
 	first := s.running()
-	syscall.Kill(first.PID, syscall.SIGSTOP)
+	e2eFreeze(t, first.PID)
 	s.waitEvent(bus.EventHung, first.PID)
 	s.waitEvent(bus.EventKilled, first.PID)
 	st := s.waitStatus("respawned bot", func(st bus.Status) bool { return st.State == bus.StateRunning && st.PID != first.PID })
@@ -292,7 +292,7 @@ func TestE2EAgentKilledNewAgentAdoptsBot(t *testing.T) {
 		t.Fatalf("new agent runs pid %d, want adopted %d", st.PID, pid)
 	}
 	// Adopted means supervised: its death is seen and repaired.
-	syscall.Kill(pid, syscall.SIGKILL)
+	e2eKill(pid)
 	s.waitStatus("respawn of adopted bot", func(st bus.Status) bool { return st.State == bus.StateRunning && st.PID != pid })
 }
 

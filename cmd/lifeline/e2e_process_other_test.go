@@ -1,0 +1,40 @@
+//go:build !linux
+
+package main
+
+import (
+	"slices"
+
+	"github.com/shirou/gopsutil/v4/process"
+)
+
+// e2eAlive reports whether pid is a live (not zombie) process. Off Linux
+// there is no /proc: gopsutil asks the system (ps and sysctl on macOS).
+func e2eAlive(pid int) bool {
+	if ok, _ := process.PidExists(int32(pid)); !ok {
+		return false
+	}
+	ps, err := process.NewProcess(int32(pid))
+	if err != nil {
+		return false
+	}
+	st, err := ps.Status()
+	return err != nil || !slices.Contains(st, process.Zombie)
+}
+
+// botProcesses lists the live demo bots whose working directory is dir:
+// the way to prove there is exactly one.
+func botProcesses(dir string) []int {
+	var pids []int
+	all, _ := process.Processes()
+	for _, ps := range all {
+		args, err := ps.CmdlineSlice()
+		if err != nil || len(args) < 2 || args[0] != e2eBinFile() || args[1] != "bot" || !e2eAlive(int(ps.Pid)) {
+			continue
+		}
+		if cwd, _ := ps.Cwd(); cwd == dir {
+			pids = append(pids, int(ps.Pid))
+		}
+	}
+	return pids
+}
