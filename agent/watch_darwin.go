@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -26,15 +26,12 @@ import (
 type watcher struct {
 	pid int
 	cmd *exec.Cmd
-
-	// mu guards the kqueue's descriptor: close must not close it while wait
-	// is blocked on it (the number could be reused by then), so whichever of
-	// the two comes last closes it.
-	mu      sync.Mutex
-	kq      int  // -1 once closed
-	waiting bool // a wait is blocked in kevent
-	closed  bool // close was called
-	exited  bool // the exit was seen, or had happened before we looked
+	kq  int
+	// g keeps the kqueue from being closed under a wait blocked on it (the
+	// number could be another file's by the time kevent looks at it): close
+	// wakes the wait, which closes it on its way out (see handleGuard).
+	g      handleGuard
+	exited atomic.Bool // the exit was seen, or had happened before we looked
 }
 
 // wakeIdent names the EVFILT_USER filter close triggers.
@@ -53,6 +50,7 @@ func newWatcher(pid int, cmd *exec.Cmd) (*watcher, error) {
 	// for the bots this agent starts.
 	unix.CloseOnExec(kq)
 	w := &watcher{pid: pid, cmd: cmd, kq: kq}
+	w.g.release = func() { unix.Close(kq) }
 
 	var wake unix.Kevent_t
 	unix.SetKevent(&wake, wakeIdent, unix.EVFILT_USER, unix.EV_ADD|unix.EV_CLEAR)
@@ -70,7 +68,7 @@ func newWatcher(pid int, cmd *exec.Cmd) (*watcher, error) {
 		// Gone before we looked (or, for a child, already a zombie, which
 		// XNU does not attach to): the exit will not fire, so it counts as
 		// seen. A child's status is still there for reap.
-		w.exited = true
+		w.exited.Store(true)
 	case err != nil:
 		unix.Close(kq)
 		return nil, fmt.Errorf("watch %d: add exit filter: %w", pid, err)
@@ -78,7 +76,7 @@ func newWatcher(pid int, cmd *exec.Cmd) (*watcher, error) {
 		// The filter only reports exits after it was attached: one that
 		// happened before, leaving a zombie child, is caught here. One that
 		// happens after this look fires the filter.
-		w.exited = exitedAlready(pid)
+		w.exited.Store(exitedAlready(pid))
 	}
 	return w, nil
 }
@@ -99,46 +97,35 @@ func exitedAlready(pid int) bool {
 // wait blocks until the process exits, or returns ok false once close is
 // called. It does not reap a child of ours (see watcher).
 func (w *watcher) wait() (ok bool) {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
+	if !w.g.beginWait() {
 		return false
 	}
-	if w.exited {
-		w.mu.Unlock()
-		return true
+	exited := w.exited.Load() || w.waitExit()
+	if w.g.endWait() {
+		return false
 	}
-	w.waiting = true
-	kq := w.kq
-	w.mu.Unlock()
+	w.exited.Store(exited)
+	return exited
+}
 
-	exited := false
+// waitExit blocks in kevent until the exit filter fires (true) or close
+// triggers the wake-up filter (false).
+func (w *watcher) waitExit() bool {
 	events := make([]unix.Kevent_t, 2)
-	for done := false; !done; {
-		n, err := keventRetry(kq, nil, events)
+	for {
+		n, err := keventRetry(w.kq, nil, events)
 		if err != nil {
-			break // an error leaves the exit unseen, as a closed pidfd does on Linux
+			return false // the exit goes unseen, as with a closed pidfd on Linux
 		}
 		for _, ev := range events[:n] {
 			switch {
 			case ev.Filter == unix.EVFILT_PROC && ev.Fflags&unix.NOTE_EXIT != 0:
-				exited, done = true, true
+				return true
 			case ev.Filter == unix.EVFILT_USER:
-				done = true
+				return false
 			}
 		}
 	}
-
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.waiting = false
-	w.exited = w.exited || exited
-	if w.closed {
-		unix.Close(kq)
-		w.kq = -1
-		return false
-	}
-	return exited
 }
 
 // reap collects the exit status of a process wait saw exit, releasing its
@@ -153,44 +140,35 @@ func (w *watcher) reap() (code int, sig string) {
 
 // signal sends sig by PID: macOS has no pidfd to aim it with. For a child
 // of ours that is exact, since only reap frees its PID. For an adopted bot
-// a PID-reuse window remains between proc.verify (create time and PID-file
-// lock, checked right before every signal) and the kill(2) here; once wait
-// has seen the bot exit, nothing is sent at all.
+// the identity check stays what it is everywhere, proc.verify right before
+// every signal (same create time, still the PID file's lock holder), but a
+// PID-reuse window remains between that check and the kill(2) here, which
+// a pidfd closes on Linux. Once wait has seen an adopted bot exit, nothing
+// is sent at all.
 func (w *watcher) signal(sig syscall.Signal) error {
-	w.mu.Lock()
-	gone := w.exited && w.cmd == nil
-	w.mu.Unlock()
-	if gone {
-		return fmt.Errorf("signal %v: %w", sig, unix.ESRCH)
-	}
-	if err := unix.Kill(w.pid, sig); err != nil {
-		return fmt.Errorf("signal %v: %w", sig, err)
-	}
-	return nil
+	return w.g.use(func() error {
+		if w.cmd == nil && w.exited.Load() {
+			return fmt.Errorf("signal %v: %w", sig, unix.ESRCH)
+		}
+		if err := unix.Kill(w.pid, sig); err != nil {
+			return fmt.Errorf("signal %v: %w", sig, err)
+		}
+		return nil
+	})
 }
 
-// close ends the watch: a wait blocked in kevent is woken by the
-// EVFILT_USER filter and closes the kqueue on its way out; otherwise it is
-// closed here. It may be called more than once.
-func (w *watcher) close() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return
-	}
-	w.closed = true
-	if w.waiting {
-		var wake unix.Kevent_t
-		unix.SetKevent(&wake, wakeIdent, unix.EVFILT_USER, 0)
-		wake.Fflags = unix.NOTE_TRIGGER
-		// Should the trigger fail, the descriptor is still left to the
-		// wait, which returns false once the bot exits: closing it under a
-		// blocked kevent could let the number be reused meanwhile.
-		_, _ = keventRetry(w.kq, []unix.Kevent_t{wake}, nil)
-		return
-	}
-	unix.Close(w.kq)
-	w.kq = -1
+// close ends the watch: a wait blocked in kevent is woken through the
+// EVFILT_USER filter and closes the kqueue as it returns; otherwise the
+// kqueue is closed here. It may be called more than once.
+func (w *watcher) close() { w.g.close(w.wake) }
+
+// wake triggers the EVFILT_USER filter. Should that fail, the wait goes on
+// until the bot exits, and the kqueue stays open until then.
+func (w *watcher) wake() {
+	var ev unix.Kevent_t
+	unix.SetKevent(&ev, wakeIdent, unix.EVFILT_USER, 0)
+	ev.Fflags = unix.NOTE_TRIGGER
+	_, _ = keventRetry(w.kq, []unix.Kevent_t{ev}, nil)
 }
 
 // keventRetry is kevent without a timeout, retried when a signal
