@@ -6,6 +6,8 @@ import "os"
 
 const lineEnd = "\n"
 
+const maxPID = 1 << 22
+
 func lockFile(string) (*os.File, error) { return nil, ErrUnsupported }
 
 func openRead(path string) (*os.File, error) { return os.Open(path) }

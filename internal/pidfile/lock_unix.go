@@ -14,6 +14,10 @@ import (
 // lineEnd ends the PID, so `kill $(cat bot.pid)` works.
 const lineEnd = "\n"
 
+// maxPID is Linux's largest PID (PID_MAX_LIMIT); macOS and the BSDs stay
+// below it too.
+const maxPID = 1 << 22
+
 // lockFile opens or creates path and takes its lock, or returns errHeld.
 func lockFile(path string) (*os.File, error) {
 	f, err := openPrivate(path, os.O_RDWR|os.O_CREATE)

@@ -16,6 +16,10 @@ import (
 // CRLF; Parse accepts either ending on every platform.
 const lineEnd = "\r\n"
 
+// maxPID: a Windows process ID is a DWORD, and on a busy machine it can pass
+// Linux's limit; the largest int on 32-bit Windows bounds it here.
+const maxPID = 1<<31 - 1
+
 // On Windows the lock is a sharing mode, not LockFileEx. LockFileEx's lock
 // belongs to the process that took it: the documentation says a child that
 // inherits the handle "is not granted access to the locked region", and the

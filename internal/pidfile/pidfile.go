@@ -78,7 +78,7 @@ func Parse(data []byte) (int, error) {
 		}
 	}
 	pid, err := strconv.Atoi(s)
-	if err != nil || pid <= 1 || pid > 1<<22 {
+	if err != nil || pid <= 1 || pid > maxPID {
 		return 0, fmt.Errorf("%w: %q", ErrGarbage, truncate(s))
 	}
 	return pid, nil

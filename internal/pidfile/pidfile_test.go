@@ -29,7 +29,7 @@ func TestParse(t *testing.T) {
 		{"4.2", 0},
 		{"١٢٣", 0}, // Arabic-Indic digits
 		{"99999999999", 0},
-		{"4194305", 0}, // above the largest Linux PID
+		{strconv.FormatInt(maxPID+1, 10), 0}, // above the platform's largest PID
 		{strings.Repeat("9", 100), 0},
 		{"2", 2},
 		{"4242\n", 4242},
@@ -41,6 +41,7 @@ func TestParse(t *testing.T) {
 		{"\r\n", 0},
 		{"007", 7},
 		{"4194304", 4194304},
+		{strconv.Itoa(maxPID), maxPID},
 	} {
 		got, err := Parse([]byte(tc.in))
 		if tc.want == 0 {
@@ -69,7 +70,7 @@ func FuzzParse(f *testing.F) {
 		}
 		// Whatever Parse accepts is a plain decimal number that can be
 		// signalled without hitting a process group or init.
-		if pid <= 1 || pid > 1<<22 {
+		if pid <= 1 || pid > maxPID {
 			t.Fatalf("Parse(%q) = %d, out of range", data, pid)
 		}
 		s := strings.TrimLeft(strings.TrimSpace(string(data)), "0")
