@@ -273,7 +273,7 @@ func TestE2EFleetReload(t *testing.T) {
 	if _, err := f.status("gone"); err == nil {
 		t.Error("the removed bot still has an agent on the bus")
 	}
-	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", f.running("changed")))
+	env, err := e2eProcEnviron(f.running("changed"))
 	if err != nil || !strings.Contains(string(env), "MODE=live") {
 		t.Errorf("the changed bot does not run with its new env (%v)", err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,7 +33,7 @@ func e2eOpenUp(t *testing.T, dir string) {
 func TestE2EBotGetsABotLogin(t *testing.T) {
 	s := e2eNewStack(t)
 	pid := s.running().PID
-	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	env, err := e2eProcEnviron(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +57,7 @@ func TestE2EBotGetsABotLogin(t *testing.T) {
 	if err != nil || want.Seed() != got.Seed() {
 		t.Fatalf("the bot's seed is not bot.nk's (err %v)", err)
 	}
-	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	cmdline, _ := e2eProcCmdline(pid)
 	seedLine := strings.TrimSpace(seed[strings.LastIndex(strings.TrimSpace(seed), "\n")+1:])
 	if strings.Contains(string(cmdline), seedLine) || strings.Contains(string(cmdline), "nats://") {
 		t.Fatalf("the bot's argv carries bus settings: %q", cmdline)

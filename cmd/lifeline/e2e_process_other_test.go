@@ -4,6 +4,7 @@ package main
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/shirou/gopsutil/v4/process"
 )
@@ -37,4 +38,32 @@ func botProcesses(dir string) []int {
 		}
 	}
 	return pids
+}
+
+// e2eProcEnviron returns pid's environment, NUL-separated as in Linux's
+// /proc/PID/environ.
+func e2eProcEnviron(pid int) ([]byte, error) {
+	ps, err := process.NewProcess(int32(pid))
+	if err != nil {
+		return nil, err
+	}
+	env, err := ps.Environ()
+	if err != nil {
+		return nil, err
+	}
+	return []byte(strings.Join(env, "\x00") + "\x00"), nil
+}
+
+// e2eProcCmdline returns pid's argv, NUL-separated as in Linux's
+// /proc/PID/cmdline.
+func e2eProcCmdline(pid int) ([]byte, error) {
+	ps, err := process.NewProcess(int32(pid))
+	if err != nil {
+		return nil, err
+	}
+	args, err := ps.CmdlineSlice()
+	if err != nil {
+		return nil, err
+	}
+	return []byte(strings.Join(args, "\x00") + "\x00"), nil
 }

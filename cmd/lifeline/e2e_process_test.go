@@ -276,3 +276,13 @@ func faultOneWins(t *testing.T, a, b *e2eProc) (winner, loser *e2eProc) {
 	}
 	return winner, loser
 }
+
+// e2eProcEnviron returns pid's environment, NUL-separated, from /proc.
+func e2eProcEnviron(pid int) ([]byte, error) {
+	return os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+}
+
+// e2eProcCmdline returns pid's argv, NUL-separated, from /proc.
+func e2eProcCmdline(pid int) ([]byte, error) {
+	return os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+}
