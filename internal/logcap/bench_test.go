@@ -3,9 +3,12 @@
 package logcap
 
 import (
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,14 +41,23 @@ func BenchmarkCaptureThroughput(b *testing.B) {
 		n     int
 		bytes int64
 		last  string
+		lines uint64
 	}{
-		{"lines", benchLines, linesBytes(benchLines), lineText("out", benchLines-1)},
-		{"lines8k", 10 * benchLines, linesBytes(10 * benchLines), lineText("out", 10*benchLines-1)},
-		{"bulk", 200, 200 * 64 << 10, strings.Repeat("y", 63)},
+		{"lines", benchLines, linesBytes(benchLines), lineText("out", benchLines-1), benchLines},
+		{"lines8k", 10 * benchLines, linesBytes(10 * benchLines), lineText("out", 10*benchLines-1), 10 * benchLines},
+		{"bulk", 200, 200 * 64 << 10, strings.Repeat("y", 63), 200 * 1024},
+		// Python writing 100-byte lines, 8 KiB-buffered: the issue's bot
+		// (BenchmarkE2ELogsThroughput's, without the agent around it).
+		{"python", 0, pyBytes, strings.Repeat("x", 99), pyBytes / 100},
 	}
 	sinks := []string{"devnull", "file", "pipe", "capture", "capture+follower"}
 	for _, m := range modes {
 		b.Run(m.mode, func(b *testing.B) {
+			if m.mode == "python" {
+				if _, err := exec.LookPath("python3"); err != nil {
+					b.Skip("no python3")
+				}
+			}
 			f, err := openLog(filepath.Join(b.TempDir(), "direct.log"))
 			if err != nil {
 				b.Fatal(err)
@@ -83,12 +95,20 @@ func BenchmarkCaptureThroughput(b *testing.B) {
 					if c != nil && c.err == nil {
 						c.err = c.out
 					}
-					secs[sink] += childSeconds(b, c, m.mode, m.n)
+					var seq uint64
+					if c != nil && c.file != nil {
+						seq = c.lastSeq()
+					}
+					if m.mode == "python" {
+						secs[sink] += pySeconds(b, c)
+					} else {
+						secs[sink] += childSeconds(b, c, m.mode, m.n)
+					}
 					if sink == "capture" || sink == "capture+follower" {
 						// All taken in before the next run.
 						waitFor(b, 10*time.Second, "last line", func() bool {
 							tl := c.Tail(1)
-							return len(tl) == 1 && tl[0].Text == m.last
+							return len(tl) == 1 && tl[0].Text == m.last && c.lastSeq() >= seq+m.lines
 						})
 					}
 				}
@@ -100,6 +120,58 @@ func BenchmarkCaptureThroughput(b *testing.B) {
 			b.ReportMetric(secs["devnull"]/secs["pipe"], "pipe/devnull")
 		})
 	}
+}
+
+// lastSeq is the sequence number of the last line taken in.
+func (c *Capture) lastSeq() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seq
+}
+
+// pyBytes is what the python bot writes per run.
+const pyBytes = 32 << 20
+
+// pyBot writes pyBytes in 100-byte lines through Python's 8 KiB buffer and
+// reports the seconds it took, start-up excluded.
+const pyBot = `import sys, time, os
+line = b"x" * 99 + b"\n"
+out = os.fdopen(1, "wb", buffering=8192)
+start = time.time()
+for _ in range(%d // 100):
+    out.write(line)
+out.flush()
+open(sys.argv[1], "w").write("%%.6f" %% (time.time() - start))
+`
+
+// pySeconds runs the python bot into c's pipes (or /dev/null) and returns
+// its own measure of its writing time.
+func pySeconds(t testing.TB, c *Capture) float64 {
+	t.Helper()
+	report := filepath.Join(t.TempDir(), "report")
+	cmd := exec.Command("python3", "-c", fmt.Sprintf(pyBot, pyBytes), report)
+	if c != nil {
+		cmd.Stdout, cmd.Stderr = c.Stdout(), c.Stderr()
+	} else {
+		null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer null.Close()
+		cmd.Stdout, cmd.Stderr = null, null
+	}
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secs, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secs
 }
 
 // BenchmarkTailLatency reports how long a line takes from the bot's write
@@ -123,6 +195,8 @@ func BenchmarkConsume(b *testing.B) {
 	block := []byte(strings.Repeat(strings.Repeat("y", 63)+"\n", 1024))
 	b.SetBytes(int64(len(block)))
 	for b.Loop() {
-		c.consume(c.out, block)
+		c.mu.Lock()
+		c.consumeLocked(c.out, block, time.Now())
+		c.mu.Unlock()
 	}
 }

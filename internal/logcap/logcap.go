@@ -2,18 +2,26 @@
 // a size-rotated log file, keeps the most recent lines of each stream in
 // memory for a tail, and hands live lines to followers.
 //
-// The child writes straight into a pipe (Stdout, Stderr, given to exec.Cmd);
-// one goroutine per stream reads it, splits it into lines and writes only
-// whole lines to the file, so a rotation never falls inside a line. A line
-// longer than MaxLine is cut into pieces, each but the last marked as
-// continued, rather than held in memory forever.
+// The child writes straight into a pipe (Stdout, Stderr, given to exec.Cmd).
+// One goroutine per stream only reads it, in reads of up to a pipe's worth,
+// and hands each read to a single writer goroutine, which writes only whole
+// lines to the file, so a rotation never falls inside a line, keeps the tail
+// and feeds the followers. The pipe thus never waits on the disk, and a
+// bot printing as fast as it can waits only when the pipe is full. The
+// reads in the writer's hands are bounded (MaxQueued bytes): when the disk
+// is slower than the bot for longer than that, the reader stops, the pipe
+// fills and the bot's writes wait, as they would on a slow file, rather than
+// the agent's memory growing. A line longer than MaxLine is cut into pieces,
+// each but the last marked as continued, rather than held in memory forever.
 //
 // With Config.FIFODir set (unix), the pipes are named pipes in that directory
 // and each child's end is opened read-write: the bot then always holds a
 // reader itself, so it never gets SIGPIPE or EPIPE when the agent dies, and a
 // new Capture on the same directory reopens the same pipes and carries on
 // with what the bot wrote in between (up to the pipe buffer, 1 MiB on Linux;
-// beyond that the bot's writes wait for a reader). With plain pipes (no
+// beyond that the bot's writes wait for a reader). An agent killed with
+// kill -9 loses only what it had read and not yet written, at most
+// MaxQueued bytes and in practice the last read. With plain pipes (no
 // FIFODir, and the only choice off unix) a bot whose agent died gets SIGPIPE
 // on its next write and dies; the next agent then starts a new one.
 //
@@ -34,6 +42,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -50,6 +59,14 @@ const (
 	// FollowBuffer is how many lines a follower may fall behind before lines
 	// are skipped for it.
 	FollowBuffer = 1024
+	// ReadBuffer is the most one read of a pipe takes: a full pipe at once.
+	ReadBuffer = 1 << 20
+	// QueueReads is how many reads may wait for the writer, both streams
+	// together.
+	QueueReads = 4
+	// MaxQueued bounds the bytes read from the pipes and not yet written:
+	// the memory a bot faster than the disk can make the agent hold.
+	MaxQueued = QueueReads * ReadBuffer
 )
 
 // Stream names, as Line.Stream carries them.
@@ -126,29 +143,57 @@ type Capture struct {
 	out *stream
 	err *stream
 
+	// free holds the buffers a reader may fill (nil until first used): a
+	// reader with none waits, and the bot with it, so their number bounds
+	// what the agent holds for a slow disk.
+	free chan []byte
+	// reads carries the filled buffers to the writer, in the order read.
+	reads chan chunk
+	// queued is the bytes read and not yet written, for tests.
+	queued atomic.Int64
+
 	mu        sync.Mutex // file, size, rings, followers, seq
 	file      *lumberjack.Logger
 	size      int64
-	batch     []byte
+	batch     []byte // a read's lines with their stamps or marks
 	lastRot   time.Time
 	writeErr  error
 	seq       uint64
 	followers map[*follower]struct{}
 	closed    bool
 
-	wg        sync.WaitGroup
+	readers   sync.WaitGroup
+	writer    sync.WaitGroup
 	closeOnce sync.Once
+}
+
+// chunk is one read of a stream, handed from its reader to the writer.
+type chunk struct {
+	s   *stream
+	buf []byte // the whole buffer, back to free once written
+	n   int
+	at  time.Time
 }
 
 type stream struct {
 	name    string
 	r       *os.File // what the capture reads
 	w       *os.File // what the child writes to
-	pending []byte   // the start of a line not yet ended
-	ring    []Line
-	next    int // where the next line goes in ring
-	full    bool
+	pending []byte   // the start of a line not yet ended (the writer's)
+	ring    []segment
+	lines   int // in ring
 	stop    chan struct{}
+}
+
+// segment is the tail's record of consecutive lines of one read: their text
+// as one string, not a Line each, so that keeping the tail costs a copy of
+// the read's last lines, not work per line.
+type segment struct {
+	text string // n lines, each ended by '\n' (but a cut piece's)
+	n    int
+	seq  uint64 // of the first line
+	at   time.Time
+	cut  bool // a single piece of a longer line
 }
 
 type follower struct {
@@ -186,9 +231,14 @@ func New(cfg Config) (*Capture, error) {
 			MaxBackups: cfg.Keep,
 		},
 		followers: make(map[*follower]struct{}),
+		free:      make(chan []byte, QueueReads),
+		reads:     make(chan chunk, QueueReads),
 	}
-	c.out = &stream{name: StreamStdout, ring: make([]Line, cfg.RingLines), stop: make(chan struct{})}
-	c.err = &stream{name: StreamStderr, ring: make([]Line, cfg.RingLines), stop: make(chan struct{})}
+	for range QueueReads {
+		c.free <- nil
+	}
+	c.out = &stream{name: StreamStdout, stop: make(chan struct{})}
+	c.err = &stream{name: StreamStderr, stop: make(chan struct{})}
 	for _, s := range []*stream{c.out, c.err} {
 		if cfg.FIFODir != "" {
 			s.r, s.w, err = openFIFO(cfg.FIFODir, s.name)
@@ -201,8 +251,9 @@ func New(cfg Config) (*Capture, error) {
 		}
 		setPipeSize(s.w)
 	}
+	c.writer.Go(c.write)
 	for _, s := range []*stream{c.out, c.err} {
-		c.wg.Go(func() { c.read(s) })
+		c.readers.Go(func() { c.read(s) })
 	}
 	return c, nil
 }
@@ -224,9 +275,9 @@ func (c *Capture) Err() error {
 }
 
 // Close stops reading after taking in what the pipes already hold, writes
-// a trailing unfinished line as it is (no newline added, so a later Capture
-// on the same FIFOs completes it), closes the followers and the file. The
-// named pipes stay: the bot may still hold them.
+// it all, then a trailing unfinished line as it is (no newline added, so a
+// later Capture on the same FIFOs completes it), closes the followers and
+// the file. The named pipes stay: the bot may still hold them.
 func (c *Capture) Close() error {
 	c.closeOnce.Do(func() {
 		for _, s := range []*stream{c.out, c.err} {
@@ -234,13 +285,14 @@ func (c *Capture) Close() error {
 			// Wakes the reader out of a blocking Read; it then drains.
 			_ = s.r.SetReadDeadline(time.Now())
 		}
-		c.wg.Wait()
+		c.readers.Wait()
+		close(c.reads)
+		c.writer.Wait()
 		c.mu.Lock()
 		c.closed = true
 		for _, s := range []*stream{c.out, c.err} {
 			if len(s.pending) > 0 {
-				c.batch = append(c.batch[:0], s.pending...)
-				c.flushLocked()
+				c.writeLocked(s.pending)
 				s.pending = nil
 			}
 		}
@@ -271,31 +323,42 @@ func (c *Capture) closeFiles() {
 	}
 }
 
-// After a read smaller than coalesceBelow, the reader waits coalesce before
-// the next one: at most that much latency for the tail, for far fewer
-// system calls when the bot is busy.
+// After a read smaller than coalesceBelow, the reader naps before the next
+// one, at most coalesce: that much latency for the tail, for far fewer
+// system calls when the bot is busy. A bot that fills a quarter of the pipe
+// during a nap gets shorter naps (none below minNap), lest a nap stretched
+// by a loaded machine let the pipe fill and the bot wait.
 const (
 	coalesce      = 2 * time.Millisecond
 	coalesceBelow = 64 << 10
+	minNap        = 50 * time.Microsecond
 )
 
-// read is a stream's goroutine: it never waits on anything but its pipe and
-// the capture's short critical section, so the child is never slowed by a
-// follower.
+// read is a stream's goroutine: it waits on nothing but its pipe and, when
+// the writer is MaxQueued behind, a free buffer. Never on the disk or a
+// follower, so the child is slowed by neither.
 func (c *Capture) read(s *stream) {
-	buf := make([]byte, 256<<10)
+	nap, napped := coalesce, false
 	for {
+		buf := c.take()
 		n, err := s.r.Read(buf)
-		if n > 0 {
-			c.consume(s, buf[:n])
-		}
+		c.hand(s, buf, n)
 		if err == nil {
-			if n < coalesceBelow {
+			if napped || nap < minNap {
+				switch {
+				case n >= ReadBuffer/4:
+					nap /= 2
+				case n < ReadBuffer/16:
+					nap = min(2*max(nap, minNap/2), coalesce)
+				}
+			}
+			napped = false
+			if n < coalesceBelow && nap >= minNap {
 				// A bot printing line by line would otherwise cost us a
 				// wake-up, a read and a file write per line, CPU taken from
-				// the bot; a short nap lets its lines gather in the pipe
-				// (1 MiB holds far more than it writes in that time).
-				time.Sleep(coalesce)
+				// the bot.
+				time.Sleep(nap)
+				napped = true
 			}
 			continue
 		}
@@ -304,12 +367,13 @@ func (c *Capture) read(s *stream) {
 			_ = s.r.SetReadDeadline(time.Time{})
 			// What the bot wrote before Close is taken in, but no more than
 			// the pipe can hold, so a bot writing on cannot keep us here.
-			for total := 0; total < 4<<20; {
+			for total := 0; total < 4*ReadBuffer; {
+				buf := c.take()
 				n := drain(s.r, buf)
+				c.hand(s, buf, n)
 				if n <= 0 {
 					break
 				}
-				c.consume(s, buf[:n])
 				total += n
 			}
 		default:
@@ -318,45 +382,102 @@ func (c *Capture) read(s *stream) {
 	}
 }
 
-// consume splits data into lines and takes the whole ones.
-func (c *Capture) consume(s *stream, data []byte) {
-	now := time.Now()
-	var ts []byte
-	if c.cfg.Timestamps {
-		ts = now.UTC().AppendFormat(make([]byte, 0, len(Timestamp)+1), Timestamp)
-		ts = append(ts, ' ')
+// take returns a free buffer, waiting for the writer to give one back.
+func (c *Capture) take() []byte {
+	buf := <-c.free
+	if buf == nil {
+		buf = make([]byte, ReadBuffer)
 	}
-	buf := data
-	if len(s.pending) > 0 { // s.pending is this goroutine's alone
-		buf = append(s.pending, data...)
+	return buf
+}
+
+// hand gives the writer the n bytes read into buf, or buf back to free.
+func (c *Capture) hand(s *stream, buf []byte, n int) {
+	if n <= 0 {
+		c.free <- buf
+		return
 	}
-	// One string for all the whole lines of this read: each Line's text is
-	// a slice of it, so a bot printing short lines costs one allocation a
-	// read, not one a line.
-	var whole string
-	if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {
-		whole, buf = string(buf[:i+1]), buf[i+1:]
+	c.queued.Add(int64(n))
+	c.reads <- chunk{s: s, buf: buf, n: n, at: time.Now()}
+}
+
+// write is the writer's goroutine: each read in turn to the file, the tail
+// and the followers, in the order the readers took them from the pipes.
+func (c *Capture) write() {
+	for r := range c.reads {
+		c.mu.Lock()
+		c.consumeLocked(r.s, r.buf[:r.n], r.at)
+		c.mu.Unlock()
+		c.queued.Add(-int64(r.n))
+		c.free <- r.buf
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for len(whole) > 0 {
-		i := strings.IndexByte(whole, '\n')
-		line := whole[:i]
-		for len(line) > MaxLine {
-			k := cutPoint(line)
-			c.emitLocked(s, line[:k], true, ts, now)
-			line = line[k:]
+}
+
+// consumeLocked takes in one read: its whole lines at once, the start of an
+// unfinished one kept for the next read. data is not kept: its buffer is
+// read into again.
+func (c *Capture) consumeLocked(s *stream, data []byte, now time.Time) {
+	if len(s.pending) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			s.pending = append(s.pending, data...)
+			c.cutPendingLocked(s, now)
+			return
 		}
-		c.emitLocked(s, line, false, ts, now)
-		whole = whole[i+1:]
+		s.pending = append(s.pending, data[:i+1]...)
+		c.wholeLocked(s, s.pending, now)
+		s.pending = s.pending[:0]
+		data = data[i+1:]
 	}
-	for len(buf) > MaxLine {
-		k := cutPoint(buf)
-		c.emitLocked(s, string(buf[:k]), true, ts, now)
-		buf = buf[k:]
+	i := bytes.LastIndexByte(data, '\n')
+	c.wholeLocked(s, data[:i+1], now)
+	s.pending = append(s.pending[:0], data[i+1:]...)
+	c.cutPendingLocked(s, now)
+}
+
+// cutPendingLocked emits the pieces of an unfinished line grown past
+// MaxLine, keeping the rest.
+func (c *Capture) cutPendingLocked(s *stream, now time.Time) {
+	p := s.pending
+	for len(p) > MaxLine {
+		k := cutPoint(p)
+		c.pieceLocked(s, p[:k], now)
+		p = p[k:]
 	}
-	s.pending = append(s.pending[:0], buf...)
-	c.flushLocked()
+	if len(p) < len(s.pending) {
+		s.pending = append(s.pending[:0], p...)
+	}
+}
+
+// wholeLocked takes in whole lines (each ended by '\n'): runs of lines no
+// longer than MaxLine at once, a longer line in pieces.
+func (c *Capture) wholeLocked(s *stream, b []byte, now time.Time) {
+	for len(b) > 0 {
+		// Every MaxLine+1 bytes from a line's start hold a newline, or that
+		// line is too long: a check per 64 KiB, not per line.
+		p := 0
+		for p < len(b) {
+			i := bytes.LastIndexByte(b[p:min(p+MaxLine+1, len(b))], '\n')
+			if i < 0 {
+				break
+			}
+			p += i + 1
+		}
+		if p > 0 {
+			c.linesLocked(s, b[:p], now)
+			b = b[p:]
+		}
+		if len(b) > 0 {
+			line := b[:bytes.IndexByte(b, '\n')+1] // with its newline
+			b = b[len(line):]
+			for len(line)-1 > MaxLine {
+				k := cutPoint(line)
+				c.pieceLocked(s, line[:k], now)
+				line = line[k:]
+			}
+			c.linesLocked(s, line, now)
+		}
+	}
 }
 
 // cutPoint is where a line longer than MaxLine is cut: between runes, so
@@ -370,30 +491,135 @@ func cutPoint[T string | []byte](b T) int {
 	return MaxLine
 }
 
-// emitLocked adds one line to the file batch, the ring and the followers.
-func (c *Capture) emitLocked(s *stream, text string, cut bool, ts []byte, now time.Time) {
-	rec := len(ts) + len(text) + 1
-	if cut {
-		rec += len(contMark)
+// stamp returns the prefix of each file line read at now.
+func (c *Capture) stamp(now time.Time) []byte {
+	if !c.cfg.Timestamps {
+		return nil
 	}
-	if c.size+int64(len(c.batch)) > 0 && c.size+int64(len(c.batch)+rec) > c.cfg.MaxSize {
-		c.flushLocked()
-		c.rotateLocked(now)
-	}
-	c.batch = append(c.batch, ts...)
-	c.batch = append(c.batch, text...)
-	if cut {
-		c.batch = append(c.batch, contMark...)
-	}
-	c.batch = append(c.batch, '\n')
+	return append(now.UTC().AppendFormat(make([]byte, 0, len(Timestamp)+1), Timestamp), ' ')
+}
 
-	c.seq++
-	l := Line{Stream: s.name, Time: now, Text: strings.TrimSuffix(text, "\r"), Cut: cut, Seq: c.seq}
-	s.ring[s.next] = l
-	s.next++
-	if s.next == len(s.ring) {
-		s.next, s.full = 0, true
+// linesLocked takes in whole lines, none longer than MaxLine, as the bot
+// wrote them: to the file in one write (more at a rotation), and to the tail
+// and the followers.
+func (c *Capture) linesLocked(s *stream, b []byte, now time.Time) {
+	n := bytes.Count(b, []byte{'\n'})
+	seq := c.seq + 1
+	c.seq += uint64(n)
+	if ts := c.stamp(now); ts != nil {
+		c.batch = c.batch[:0]
+		for rest := b; len(rest) > 0; {
+			i := bytes.IndexByte(rest, '\n')
+			c.batch = append(append(c.batch, ts...), rest[:i+1]...)
+			rest = rest[i+1:]
+		}
+		c.fileLocked(c.batch, now)
+	} else {
+		c.fileLocked(b, now)
 	}
+	// The tail keeps at most RingLines lines: only the last of them are
+	// copied.
+	keep, k := b, n
+	if n > c.cfg.RingLines {
+		k = c.cfg.RingLines
+		keep = b[lastLines(b, n, k):]
+	}
+	c.remember(s, segment{text: string(keep), n: k, seq: seq + uint64(n-k), at: now})
+	if len(c.followers) > 0 {
+		text := string(b)
+		for i := range n {
+			j := strings.IndexByte(text, '\n')
+			c.sendLocked(Line{Stream: s.name, Time: now, Text: strings.TrimSuffix(text[:j], "\r"), Seq: seq + uint64(i)}, now)
+			text = text[j+1:]
+		}
+	}
+}
+
+// pieceLocked takes in a piece of a line longer than MaxLine: marked as
+// continued in the file and cut for the tail and the followers.
+func (c *Capture) pieceLocked(s *stream, piece []byte, now time.Time) {
+	c.seq++
+	c.batch = append(append(append(c.batch[:0], c.stamp(now)...), piece...), contMark+"\n"...)
+	c.fileLocked(c.batch, now)
+	text := string(piece)
+	c.remember(s, segment{text: text, n: 1, seq: c.seq, at: now, cut: true})
+	if len(c.followers) > 0 {
+		c.sendLocked(Line{Stream: s.name, Time: now, Text: strings.TrimSuffix(text, "\r"), Cut: true, Seq: c.seq}, now)
+	}
+}
+
+// lastLines returns where the last k of the n lines in b start (0 < k < n).
+// It guesses from the mean line length and counts newlines (vector
+// instructions) to correct the guess, rather than stepping back line by
+// line.
+func lastLines(b []byte, n, k int) int {
+	nl := []byte{'\n'}
+	step := (len(b)/n + 1) * k
+	p := max(0, len(b)-step)
+	for {
+		// The newlines in b[p:] end the lines that start at or after p,
+		// and the one p is inside of: the first got-k are too many.
+		got := bytes.Count(b[p:], nl)
+		if got > k || (got == k && (p == 0 || b[p-1] == '\n')) {
+			for range got - k {
+				p += bytes.IndexByte(b[p:], '\n') + 1
+			}
+			return p
+		}
+		step *= 2
+		p = max(0, len(b)-step)
+	}
+}
+
+// remember adds lines to the stream's tail and forgets those beyond
+// RingLines.
+func (c *Capture) remember(s *stream, g segment) {
+	s.ring = append(s.ring, g)
+	s.lines += g.n
+	for s.lines-s.ring[0].n >= c.cfg.RingLines {
+		s.lines -= s.ring[0].n
+		s.ring[0] = segment{} // its text is garbage now
+		s.ring = s.ring[1:]
+	}
+}
+
+// fileLocked writes whole file lines, rotating first whenever the next line
+// would take the file past MaxSize.
+func (c *Capture) fileLocked(b []byte, now time.Time) {
+	for len(b) > 0 {
+		room := c.cfg.MaxSize - c.size
+		if int64(len(b)) <= room {
+			c.writeLocked(b)
+			return
+		}
+		k := 0
+		if room > 0 {
+			k = bytes.LastIndexByte(b[:room], '\n') + 1
+		}
+		if k == 0 && c.size == 0 {
+			// A line longer than MaxSize goes alone into a file of its own.
+			k = bytes.IndexByte(b, '\n') + 1
+		}
+		c.writeLocked(b[:k])
+		if b = b[k:]; len(b) > 0 {
+			c.rotateLocked(now)
+		}
+	}
+}
+
+func (c *Capture) writeLocked(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	n, err := c.file.Write(b)
+	c.size += int64(n)
+	if err != nil {
+		c.writeErr = fmt.Errorf("write log: %w", err)
+	}
+}
+
+// sendLocked hands a line to every follower.
+func (c *Capture) sendLocked(l Line, now time.Time) {
 	for f := range c.followers {
 		f.send(l, now)
 	}
@@ -424,18 +650,6 @@ func (f *follower) send(l Line, now time.Time) {
 	}
 }
 
-func (c *Capture) flushLocked() {
-	if len(c.batch) == 0 {
-		return
-	}
-	n, err := c.file.Write(c.batch)
-	c.size += int64(n)
-	if err != nil {
-		c.writeErr = fmt.Errorf("write log: %w", err)
-	}
-	c.batch = c.batch[:0]
-}
-
 func (c *Capture) rotateLocked(now time.Time) {
 	// Rotated files are named to the millisecond: a second rotation in the
 	// same millisecond would overwrite the first, losing its lines.
@@ -463,7 +677,7 @@ func (c *Capture) Tail(n int) []Line {
 	c.mu.Lock()
 	var out []Line
 	for _, s := range []*stream{c.out, c.err} {
-		out = append(out, s.lastLocked(n)...)
+		out = append(out, s.last(min(n, c.cfg.RingLines))...)
 	}
 	c.mu.Unlock()
 	slices.SortFunc(out, func(a, b Line) int { return cmp.Compare(a.Seq, b.Seq) })
@@ -473,17 +687,26 @@ func (c *Capture) Tail(n int) []Line {
 	return out
 }
 
-func (s *stream) lastLocked(n int) []Line {
-	have := s.next
-	if s.full {
-		have = len(s.ring)
+// last returns the stream's last n lines, oldest first.
+func (s *stream) last(n int) []Line {
+	i := len(s.ring)
+	for have := 0; i > 0 && have < n; {
+		i--
+		have += s.ring[i].n
 	}
-	n = min(n, have)
-	out := make([]Line, 0, n)
-	for i := s.next - n; i < s.next; i++ {
-		out = append(out, s.ring[(i+len(s.ring))%len(s.ring)])
+	var out []Line
+	for _, g := range s.ring[i:] {
+		text := g.text
+		for j := range g.n {
+			k := strings.IndexByte(text, '\n')
+			if k < 0 { // a cut piece
+				k = len(text)
+			}
+			out = append(out, Line{Stream: s.name, Time: g.at, Text: strings.TrimSuffix(text[:k], "\r"), Cut: g.cut, Seq: g.seq + uint64(j)})
+			text = text[min(k+1, len(text)):]
+		}
 	}
-	return out
+	return out[max(0, len(out)-n):]
 }
 
 // Follow returns the lines captured from now on, until ctx is done or the

@@ -3,6 +3,7 @@
 package logcap
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -421,5 +422,21 @@ func TestSymlinkIsRefused(t *testing.T) {
 	os.WriteFile(filepath.Join(fifo, "stdout"), nil, 0o600)
 	if _, err := New(Config{Path: filepath.Join(dir, "ok3.log"), FIFODir: fifo}); !errors.Is(err, ErrNotPrivate) {
 		t.Fatalf("New with a regular file as fifo = %v, want ErrNotPrivate", err)
+	}
+}
+
+func TestLastLines(t *testing.T) {
+	var b []byte
+	for i := range 500 {
+		b = append(b, strings.Repeat("x", (i*7919)%300)+"\n"...)
+	}
+	for _, k := range []int{1, 2, 17, 250, 498, 499} {
+		want := len(b) - 1
+		for range k {
+			want = bytes.LastIndexByte(b[:want], '\n')
+		}
+		if got := lastLines(b, 500, k); got != want+1 {
+			t.Fatalf("lastLines(k=%d) = %d, want %d", k, got, want+1)
+		}
 	}
 }
