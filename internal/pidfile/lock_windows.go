@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/windows"
 )
@@ -122,10 +123,18 @@ func removeFile(path string) error {
 }
 
 // openPrivate opens path with CreateFile and FILE_FLAG_OPEN_REPARSE_POINT,
-// so a symbolic link or junction at path is opened itself, never followed,
-// and then refused; checking the handle rather than an Lstat beforehand
-// leaves no moment in which the link could be swapped in. Only a regular
-// disk file is accepted: not a directory, a device (NUL, CON) or a pipe.
+// so a symbolic link, junction or mount point at path is opened itself,
+// never followed, and then refused; checking the handle rather than an
+// Lstat beforehand leaves no moment in which a link could be swapped in.
+// Only a regular disk file is accepted: not a directory, a device (NUL,
+// CON) or a pipe.
+//
+// Not every reparse point is a link: OneDrive (which holds many users'
+// Documents and Desktop) and deduplication tag ordinary files with one, and
+// opening those "as themselves" bypasses the driver that supplies their
+// data. Such a file is opened again normally, and kept only if it is still
+// the same file (volume and file ID), which a link swapped in meanwhile
+// would not be.
 //
 // The handle is not inheritable (no SECURITY_ATTRIBUTES). A file created
 // here takes its parent directory's ACL, which under a user's profile is
@@ -140,32 +149,81 @@ func openPrivate(path string, access, share, disposition uint32) (*os.File, erro
 	h, err := windows.CreateFile(name, access, share, nil, disposition,
 		windows.FILE_ATTRIBUTE_NORMAL|windows.FILE_FLAG_OPEN_REPARSE_POINT, 0)
 	if err != nil {
+		// A link to a directory cannot be opened as a file at all.
+		if errors.Is(err, windows.ERROR_ACCESS_DENIED) {
+			if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&(fs.ModeSymlink|fs.ModeIrregular) != 0 {
+				return nil, fmt.Errorf("%s %w", path, ErrSymlink)
+			}
+		}
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	if err := checkRegular(h, path); err != nil {
+	id, tag, err := inspectHandle(h, path)
+	if err != nil {
 		windows.CloseHandle(h)
 		return nil, err
+	}
+	switch {
+	case tag == 0:
+	case tag&reparseTagNameSurrogate != 0:
+		windows.CloseHandle(h)
+		return nil, fmt.Errorf("%s %w", path, ErrSymlink)
+	default:
+		// Closed first: a holder's handle cannot share with a second one.
+		windows.CloseHandle(h)
+		h, err = windows.CreateFile(name, access, share, nil, windows.OPEN_EXISTING, windows.FILE_ATTRIBUTE_NORMAL, 0)
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+		}
+		again, _, err := inspectHandle(h, path)
+		if err == nil && again != id {
+			err = fmt.Errorf("%s %w (it was replaced while being opened)", path, ErrSymlink)
+		}
+		if err != nil {
+			windows.CloseHandle(h)
+			return nil, err
+		}
 	}
 	return os.NewFile(uintptr(h), path), nil
 }
 
-func checkRegular(h windows.Handle, path string) error {
+// reparseTagNameSurrogate is the bit that IsReparseTagNameSurrogate tests:
+// the reparse point names another file (symbolic link, junction, mount
+// point) rather than standing for this one's data.
+const reparseTagNameSurrogate = 0x20000000
+
+// fileID identifies a file on a machine.
+type fileID struct{ volume, high, low uint32 }
+
+// inspectHandle checks that h is a regular disk file and returns its ID and
+// reparse tag (0 for none).
+func inspectHandle(h windows.Handle, path string) (fileID, uint32, error) {
 	t, err := windows.GetFileType(h)
 	if err != nil {
-		return fmt.Errorf("stat %s: %w", path, err)
+		return fileID{}, 0, fmt.Errorf("stat %s: %w", path, err)
 	}
 	if t != windows.FILE_TYPE_DISK {
-		return fmt.Errorf("%s %w", path, ErrNotRegular)
+		return fileID{}, 0, fmt.Errorf("%s %w", path, ErrNotRegular)
 	}
 	var fi windows.ByHandleFileInformation
 	if err := windows.GetFileInformationByHandle(h, &fi); err != nil {
-		return fmt.Errorf("stat %s: %w", path, err)
+		return fileID{}, 0, fmt.Errorf("stat %s: %w", path, err)
 	}
-	switch {
-	case fi.FileAttributes&windows.FILE_ATTRIBUTE_REPARSE_POINT != 0:
-		return fmt.Errorf("%s %w", path, ErrSymlink)
-	case fi.FileAttributes&windows.FILE_ATTRIBUTE_DIRECTORY != 0:
-		return fmt.Errorf("%s %w", path, ErrNotRegular)
+	id := fileID{fi.VolumeSerialNumber, fi.FileIndexHigh, fi.FileIndexLow}
+	if fi.FileAttributes&windows.FILE_ATTRIBUTE_DIRECTORY != 0 {
+		return id, 0, fmt.Errorf("%s %w", path, ErrNotRegular)
 	}
-	return nil
+	if fi.FileAttributes&windows.FILE_ATTRIBUTE_REPARSE_POINT == 0 {
+		return id, 0, nil
+	}
+	// FILE_ATTRIBUTE_TAG_INFO
+	var info struct{ FileAttributes, ReparseTag uint32 }
+	if err := windows.GetFileInformationByHandleEx(h, windows.FileAttributeTagInfo,
+		(*byte)(unsafe.Pointer(&info)), uint32(unsafe.Sizeof(info))); err != nil {
+		return id, 0, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if info.ReparseTag == 0 {
+		// A reparse point without a tag is not one to trust.
+		return id, reparseTagNameSurrogate, nil
+	}
+	return id, info.ReparseTag, nil
 }
