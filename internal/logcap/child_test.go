@@ -1,5 +1,3 @@
-//go:build unix
-
 package logcap
 
 import (
@@ -8,10 +6,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -113,27 +109,6 @@ func report(start time.Time) {
 	if p := os.Getenv("LOGCAP_REPORT"); p != "" {
 		os.WriteFile(p, []byte(strconv.FormatInt(int64(time.Since(start)), 10)), 0o600)
 	}
-}
-
-// runAgent holds a Capture on named pipes, starts a paced bot in its own
-// session, prints its PID, and waits to be killed.
-func runAgent() {
-	c, err := New(Config{Path: os.Getenv("LOGCAP_LOG"), FIFODir: os.Getenv("LOGCAP_FIFO")})
-	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(1)
-	}
-	cmd := botCmd("paced")
-	cmd.Stdout, cmd.Stderr = c.Stdout(), c.Stderr()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		fmt.Println("error", err)
-		os.Exit(1)
-	}
-	fmt.Println(cmd.Process.Pid)
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGTERM)
-	<-ch
 }
 
 // botCmd runs this test binary as a bot; LOGCAP_* settings pass through
