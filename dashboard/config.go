@@ -76,10 +76,11 @@ type Config struct {
 	// printed with the local one, and it is closed when the dashboard stops.
 	Remote RemoteListener
 
-	// Alerts are notification URLs (shoutrrr's: generic+https://, slack://,
-	// telegram://, smtp://, ...) told when a bot crashes, hangs, enters
-	// backoff, loses its agent, and when it runs again (alerts.go). They
-	// may hold secrets: never logged or shown in full.
+	// Alerts are notification URLs in shoutrrr's format, of the services
+	// in alertServices (generic+https://, slack://, telegram://, smtp://,
+	// ...), told when a bot crashes, hangs, enters backoff, loses its
+	// agent, and when it runs again (alerts.go). They may hold secrets:
+	// never logged or shown in full.
 	Alerts []string
 	// PublicURL is the page's address as operators reach it, linked from
 	// alerts; "" links nothing.

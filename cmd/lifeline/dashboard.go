@@ -79,7 +79,7 @@ func (c *DashboardCommand) flagSet() *flag.FlagSet {
 	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", "", "Private key `FILE` (PEM) of --nats-tls-cert.")
 	fs.StringVar(&c.NATSCA, "nats-ca", "", "With --nats-url: trust the bus's TLS certificate when signed by the CA in `FILE` (PEM). Not needed, and refused, without --nats-url: the dashboard reaches its embedded bus in-process.")
 	fs.BoolVar(&c.Ngrok, "ngrok", false, ngrokUsage)
-	fs.Var(&c.Alerts, "alert", "Send alerts (a bot crashed, hung, entered backoff, lost its agent, runs again) to notification `URL`: generic+https://..., slack://..., telegram://..., discord://..., smtp://... (shoutrrr URLs). Repeatable; in the environment comma-separated. URLs hold secrets: better given in the environment or --alert-file than on the command line.")
+	fs.Var(&c.Alerts, "alert", "Send alerts (a bot crashed, hung, entered backoff, lost its agent, runs again) to notification `URL`, in shoutrrr's format: generic+https://... (any webhook), slack://, telegram://, discord://, teams://, smtp://, ntfy:// or gotify://. Repeatable; in the environment comma-separated. URLs hold secrets: better given in the environment or --alert-file than on the command line.")
 	fs.StringVar(&c.AlertFile, "alert-file", "", "Alert URLs from `FILE`, one a line (# comments), besides --alert.")
 	fs.BoolVar(&c.AlertTest, "alert-test", false, "Send one test message to each alert URL and exit: status 0 when all were sent, 1 otherwise.")
 	fs.StringVar(&c.PublicURL, "public-url", "", "The page's address as operators reach it (`URL`, e.g. https://lifeline.example.com), linked from alerts.")
