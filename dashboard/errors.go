@@ -66,7 +66,8 @@ func (e *DataDirError) Unwrap() error { return e.Err }
 
 // ListenError is a listener Open could not start: What is "http" for the
 // page and API on HTTPAddr, or "bus" for the embedded bus on NATSListen
-// (its port, its TLS or its store). A port in use wraps syscall.EADDRINUSE.
+// (its port, its TLS or its store). A port in use wraps syscall.EADDRINUSE
+// (windows.WSAEADDRINUSE on Windows).
 type ListenError struct {
 	What string // "http" or "bus"
 	Addr string

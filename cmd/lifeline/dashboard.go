@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"syscall"
 
 	"github.com/lifeline-dev/lifeline/bus"
 	"github.com/lifeline-dev/lifeline/dashboard"
@@ -402,7 +401,7 @@ func (c *DashboardCommand) Run(ctx context.Context, args []string) error {
 			return &advice{err: err, todo: "check --alert, --alert-file and $LIFELINE_ALERT (see the README's Alerts)"}
 		case errors.Is(err, dashboard.ErrCAWithoutExternalNATS):
 			return &advice{err: err, todo: "give --nats-ca only with --nats-url"}
-		case errors.Is(err, syscall.EADDRINUSE):
+		case addrInUse(err):
 			return advise(err, "another process uses that port: stop it, or choose another with --http / --nats-listen / --cluster")
 		case errors.Is(err, fs.ErrPermission):
 			return advise(err, "make the data directory ("+c.Data+") writable by this user, or pick a port above 1023")
