@@ -18,8 +18,9 @@
 // and each child's end is opened read-write: the bot then always holds a
 // reader itself, so it never gets SIGPIPE or EPIPE when the agent dies, and a
 // new Capture on the same directory reopens the same pipes and carries on
-// with what the bot wrote in between (up to the pipe buffer, 1 MiB on Linux;
-// beyond that the bot's writes wait for a reader). An agent killed with
+// with what the bot wrote in between (up to the pipe buffer: on Linux 8 MiB
+// for a privileged agent, else fs.pipe-max-size, 1 MiB by default; beyond
+// that the bot's writes wait for a reader). An agent killed with
 // kill -9 loses only what it had read and not yet written, at most
 // MaxQueued bytes and in practice the last read. With plain pipes (no
 // FIFODir, and the only choice off unix) a bot whose agent died gets SIGPIPE
@@ -179,6 +180,7 @@ type stream struct {
 	name    string
 	r       *os.File // what the capture reads
 	w       *os.File // what the child writes to
+	pipe    int      // its size in bytes, 0 if unknown
 	pending []byte   // the start of a line not yet ended (the writer's)
 	ring    []segment
 	lines   int // in ring
@@ -249,7 +251,7 @@ func New(cfg Config) (*Capture, error) {
 			c.closeFiles()
 			return nil, fmt.Errorf("open %s pipe: %w", s.name, err)
 		}
-		setPipeSize(s.w)
+		s.pipe = setPipeSize(s.w)
 	}
 	c.writer.Go(c.write)
 	for _, s := range []*stream{c.out, c.err} {
@@ -367,7 +369,7 @@ func (c *Capture) read(s *stream) {
 			_ = s.r.SetReadDeadline(time.Time{})
 			// What the bot wrote before Close is taken in, but no more than
 			// the pipe can hold, so a bot writing on cannot keep us here.
-			for total := 0; total < 4*ReadBuffer; {
+			for total := 0; total < max(s.pipe, 4*ReadBuffer)+ReadBuffer; {
 				buf := c.take()
 				n := drain(s.r, buf)
 				c.hand(s, buf, n)
@@ -513,9 +515,9 @@ func (c *Capture) linesLocked(s *stream, b []byte, now time.Time) {
 			c.batch = append(append(c.batch, ts...), rest[:i+1]...)
 			rest = rest[i+1:]
 		}
-		c.fileLocked(c.batch, now)
+		c.fileLocked(c.batch)
 	} else {
-		c.fileLocked(b, now)
+		c.fileLocked(b)
 	}
 	// The tail keeps at most RingLines lines: only the last of them are
 	// copied.
@@ -540,7 +542,7 @@ func (c *Capture) linesLocked(s *stream, b []byte, now time.Time) {
 func (c *Capture) pieceLocked(s *stream, piece []byte, now time.Time) {
 	c.seq++
 	c.batch = append(append(append(c.batch[:0], c.stamp(now)...), piece...), contMark+"\n"...)
-	c.fileLocked(c.batch, now)
+	c.fileLocked(c.batch)
 	text := string(piece)
 	c.remember(s, segment{text: text, n: 1, seq: c.seq, at: now, cut: true})
 	if len(c.followers) > 0 {
@@ -585,7 +587,7 @@ func (c *Capture) remember(s *stream, g segment) {
 
 // fileLocked writes whole file lines, rotating first whenever the next line
 // would take the file past MaxSize.
-func (c *Capture) fileLocked(b []byte, now time.Time) {
+func (c *Capture) fileLocked(b []byte) {
 	for len(b) > 0 {
 		room := c.cfg.MaxSize - c.size
 		if int64(len(b)) <= room {
@@ -602,7 +604,7 @@ func (c *Capture) fileLocked(b []byte, now time.Time) {
 		}
 		c.writeLocked(b[:k])
 		if b = b[k:]; len(b) > 0 {
-			c.rotateLocked(now)
+			c.rotateLocked()
 		}
 	}
 }
@@ -650,14 +652,17 @@ func (f *follower) send(l Line, now time.Time) {
 	}
 }
 
-func (c *Capture) rotateLocked(now time.Time) {
-	// Rotated files are named to the millisecond: a second rotation in the
-	// same millisecond would overwrite the first, losing its lines.
-	if ms := now.Truncate(time.Millisecond); !ms.After(c.lastRot.Truncate(time.Millisecond)) {
-		time.Sleep(time.Until(c.lastRot.Truncate(time.Millisecond).Add(time.Millisecond)) + 10*time.Microsecond)
+func (c *Capture) rotateLocked() {
+	// Rotated files are named to the millisecond, by the time the library
+	// reads within Rotate: a second rotation in the same millisecond would
+	// overwrite the first, losing its lines. lastRot, read after Rotate,
+	// is no earlier than that name.
+	if d := time.Until(c.lastRot.Truncate(time.Millisecond).Add(time.Millisecond)); d > 0 {
+		time.Sleep(d + 10*time.Microsecond)
 	}
+	err := c.file.Rotate()
 	c.lastRot = time.Now()
-	if err := c.file.Rotate(); err != nil {
+	if err != nil {
 		c.writeErr = fmt.Errorf("rotate log: %w", err)
 		return
 	}

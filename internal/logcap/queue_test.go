@@ -66,7 +66,7 @@ func TestSlowDiskHoldsTheBotNotMemory(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	waitFor(t, 10*time.Second, "the bot waiting on a full pipe", func() bool {
-		return len(c.free) == 0 && inPipe(t, c.out.r) >= pipeSize-64<<10 && inPipeWrite(cmd.Process.Pid)
+		return len(c.free) == 0 && inPipe(t, c.out.r) >= c.out.pipe-64<<10 && inPipeWrite(cmd.Process.Pid)
 	})
 	// It stays so: the agent takes in no more while the disk is stuck.
 	deadline := time.Now().Add(300 * time.Millisecond)
