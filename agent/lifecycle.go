@@ -512,12 +512,16 @@ func (s *supervisor) onHangTimer() {
 // bus, then SIGTERM to its group (at once if the request fails), then
 // SIGKILL when StopTimeout has passed.
 func (s *supervisor) beginStop(p *proc, why stopReason) {
+	// A stop already escalating (not a STOPPING=1 wait) keeps its clock: a
+	// second one, say the agent exiting mid-restart, would restart it and
+	// could bring the SIGKILL closer to the SIGTERM than StopTimeout/2.
+	escalating := p.stopping != stopNone && p.stopping != stopSelf && !p.stopAt.IsZero()
 	if p.stopping == stopNone {
 		p.stopping = why
 	}
 	s.state = bus.StateStopping
 	stopTimer(&s.hangT)
-	if p.sentKill {
+	if p.sentKill || escalating {
 		return // already on its way out
 	}
 	p.stopAt = time.Now()

@@ -125,6 +125,28 @@ func TestStopEscalationWhenShutdownIsAcknowledged(t *testing.T) {
 	})
 }
 
+// A second stop while the first escalates (the agent exiting mid-restart)
+// keeps the first one's clock: term at half the StopTimeout after the first
+// request, kill at StopTimeout. (The second used to restart the clock.)
+func TestSecondStopKeepsTheFirstOnesClock(t *testing.T) {
+	self := inspectSelf(t)
+	synctest.Test(t, func(t *testing.T) {
+		s, p, rec := newStopSupervisor(t, self)
+		s.beginStop(p, stopRestart)
+		a := <-s.acks
+		a.ok = true
+		s.onShutdownAck(a)
+		time.Sleep(4 * time.Second) // fake time: the bubble's clock
+		s.beginStop(p, stopAgentExiting)
+		runEscalation(s)
+		s.wg.Wait()
+		checkSteps(t, rec, "term@5s", "cont@5s", "kill@10s")
+		if p.stopping != stopRestart {
+			t.Errorf("stop reason %v, want the first one's", p.stopping)
+		}
+	})
+}
+
 // A bot that said STOPPING=1 and never exits: term after StopTimeout, kill
 // after as long again. (The kill used to follow the term at once.)
 func TestStopEscalationAfterStoppingOnItsOwn(t *testing.T) {
