@@ -131,6 +131,14 @@ func inspect(pid int) (*proc, error) {
 // verify proves, right before a signal, that p is still the process we
 // started or adopted: same create time, and for an adopted bot, still the
 // holder of the PID file's lock. A recycled PID fails the check.
+//
+// On unix the create time compared is gopsutil's, which it reads once and
+// caches, so that comparison proves nothing there; the proof is the rest:
+// our unreaped child keeps its PID, an adopted bot must hold the PID file,
+// and on Linux every signal goes through a pidfd. Reading the time again
+// would not do: gopsutil derives it from the boot time, which moves when
+// the clock is stepped, and a bot would then be refused its SIGKILL. On
+// Windows it is read again through the held process handle.
 func (p *proc) verify(pidPath string) error {
 	if p.ps == nil {
 		if p.cmd != nil {
