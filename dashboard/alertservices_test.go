@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -130,5 +132,26 @@ func TestAlertSendTimesOut(t *testing.T) {
 		}
 	case <-time.After(alertSendTimeout):
 		t.Fatal("send to a silent service did not return")
+	}
+}
+
+// TestReadmeAlertURLsAreValid: every alert URL the README shows is one that
+// lifeline takes (its Slack example was once refused).
+func TestReadmeAlertURLsAreValid(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, m := range regexp.MustCompile(`(?:--alert |LIFELINE_ALERT=')([^' \n]+)`).FindAllStringSubmatch(string(data), -1) {
+		for _, u := range strings.Split(m[1], ",") {
+			found++
+			if err := (Config{Alerts: []string{u}}).Validate(); err != nil {
+				t.Errorf("README's alert URL %s: %v", u, err)
+			}
+		}
+	}
+	if found < 3 {
+		t.Fatalf("found %d alert URLs in the README, want its examples (3 or more)", found)
 	}
 }
