@@ -520,20 +520,29 @@ func (c *Capture) linesLocked(s *stream, b []byte, now time.Time) {
 		c.fileLocked(b)
 	}
 	// The tail keeps at most RingLines lines: only the last of them are
-	// copied.
-	keep, k := b, n
+	// copied, unless followers need every line as a string anyway.
+	var all string
+	if len(c.followers) > 0 {
+		all = string(b)
+	}
+	start, k := 0, n
 	if n > c.cfg.RingLines {
 		k = c.cfg.RingLines
-		keep = b[lastLines(b, n, k):]
+		start = lastLines(b, n, k)
 	}
-	c.remember(s, segment{text: string(keep), n: k, seq: seq + uint64(n-k), at: now})
-	if len(c.followers) > 0 {
-		text := string(b)
-		for i := range n {
-			j := strings.IndexByte(text, '\n')
-			c.sendLocked(Line{Stream: s.name, Time: now, Text: strings.TrimSuffix(text[:j], "\r"), Seq: seq + uint64(i)}, now)
-			text = text[j+1:]
-		}
+	// With followers the tail shares their string: it then holds the whole
+	// read (up to ReadBuffer) for its last lines, while they are recent.
+	var kept string
+	if all == "" {
+		kept = string(b[start:])
+	} else {
+		kept = all[start:]
+	}
+	c.remember(s, segment{text: kept, n: k, seq: seq + uint64(n-k), at: now})
+	for i := 0; all != ""; i++ {
+		j := strings.IndexByte(all, '\n')
+		c.sendLocked(Line{Stream: s.name, Time: now, Text: strings.TrimSuffix(all[:j], "\r"), Seq: seq + uint64(i)}, now)
+		all = all[j+1:]
 	}
 }
 
