@@ -23,8 +23,9 @@ func (s sysStopper) send(sig syscall.Signal) error {
 	return nil
 }
 
-// createdNow reads p's create time again, for verify to compare with the
-// one recorded when p was found.
+// createdNow is p's create time for verify. gopsutil caches it after its
+// first read, so on unix this is the recorded value (verify says why that
+// is left so).
 func createdNow(p *proc) (int64, error) { return p.ps.CreateTime() }
 
 // inGroup reports whether pid is in the process group p leads.
