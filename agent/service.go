@@ -36,9 +36,9 @@ type responder struct {
 }
 
 // The responder's queue holds the messages waiting for its goroutine, per
-// bot (a dashboard asks each for status and INFO at once, while heartbeats
-// arrive), within bounds; beyond it the connection drops them and reports a
-// slow consumer.
+// bot (a dashboard asks each for status and INFO at once; heartbeats go to
+// each bot's loop directly), within bounds; beyond it the connection drops
+// them and reports a slow consumer.
 const (
 	responderQueuePerBot = 32
 	responderQueueMin    = 256
@@ -106,27 +106,6 @@ func (r *responder) dispatch(m *nats.Msg) {
 	}
 }
 
-// subscribe hands the messages on subject to h, on the responder's
-// goroutine.
-func (r *responder) subscribe(subject string, h func(*nats.Msg)) (*nats.Subscription, error) {
-	sub, err := r.nc.ChanSubscribe(subject, r.msgs)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	r.routes[subject] = h
-	r.mu.Unlock()
-	return sub, nil
-}
-
-// unsubscribe undoes subscribe.
-func (r *responder) unsubscribe(sub *nats.Subscription) error {
-	r.mu.Lock()
-	delete(r.routes, sub.Subject)
-	r.mu.Unlock()
-	return sub.Unsubscribe()
-}
-
 // discover answers a PING, INFO or STATS request once for each service it
 // addresses.
 func (r *responder) discover(m *nats.Msg, verb, id string) {
@@ -173,7 +152,7 @@ type botService struct {
 	endpoints []*botEndpoint
 	subs      []*nats.Subscription
 	// The answers to PING and INFO never change: made once, as the
-	// dashboard asks for INFO every 2 s.
+	// dashboard asks for INFO every few seconds.
 	ping, infoJSON []byte
 
 	mu sync.Mutex // guards the endpoints' counts

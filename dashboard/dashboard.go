@@ -45,9 +45,19 @@ const (
 	// statusTimeout bounds one status request to an agent: a healthy agent
 	// answers from memory at once, so a second means it is not there.
 	statusTimeout = time.Second
-	// pollInterval is how often every known bot's agent is asked again and
-	// micro discovery runs, so agents that came up quietly are found.
+	// pollInterval is how often every agent is asked again (through one of
+	// its bots, see state.due) and micro discovery runs, so agents that came
+	// up quietly are found.
 	pollInterval = 2 * time.Second
+	// refreshInterval is how often each bot of an answering agent is asked
+	// for its status, for what changes without an event (CPU and memory,
+	// the PID file's problem); the charts sample every 10 s too.
+	refreshInterval = 10 * time.Second
+	// discoverIdle is the longest wait between discovery rounds: after a
+	// round that brings no lead the wait doubles from pollInterval up to it.
+	// Every agent answers a round once per bot, while new agents announce
+	// themselves with an event anyway.
+	discoverIdle = 10 * time.Second
 	// discoverWindow is how long discovery collects micro INFO replies.
 	discoverWindow = 200 * time.Millisecond
 	// heartbeatFresh is how old the last heartbeat may be for a bot without

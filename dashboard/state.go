@@ -73,6 +73,7 @@ type botState struct {
 
 	askedAt time.Time // when the watcher last chose to ask its agent
 	misses  int       // questions in a row its agent let time out
+	lostAt  time.Time // when its agent last stopped answering
 
 	evCount eventCounts // live events by type, for /metrics (metrics.go)
 }
@@ -192,12 +193,21 @@ func (s *state) names() []string {
 }
 
 // due returns the bots whose agent the poll should ask again, most
-// overdue first and at most limit, and counts them as asked now: the default
-// bot and every bot whose agent has answered at least once, every
-// supervised; a bot known from heartbeats or events alone, every agentless
-// (an agent may have started for it since). A flood of made-up names thus
-// costs at most limit requests a round, and dilutes nothing for long.
-func (s *state) due(supervised, agentless time.Duration, limit int) []string {
+// overdue first and at most limit, and counts them as asked now.
+//
+// A bot whose agent answers is asked every refresh, and its agent every
+// supervised: each round one bot of each agent (the most overdue) is asked,
+// so an agent that stops answering is noticed as soon as it was when every
+// bot was asked every round, while a multi-bot agent answers one question a
+// round, not one per bot (100 bots, 50 questions a second, were most of its
+// idle CPU). Should one of an agent's bots go unanswered, all of its bots are
+// asked every supervised again, until they answer or count as agentless.
+// The default bot, and every bot whose agent stopped answering, are asked
+// every supervised; a bot known from heartbeats or events alone, every
+// agentless (an agent may have started for it since). A flood of made-up
+// names thus costs at most limit requests a round, and dilutes nothing for
+// long.
+func (s *state) due(supervised, refresh, agentless time.Duration, limit int) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -207,14 +217,60 @@ func (s *state) due(supervised, agentless time.Duration, limit int) []string {
 		name string
 		at   time.Time // when it became due
 	}
+	// The bots of each answering agent, known by the host and PID it gave.
+	type group struct {
+		last    time.Time // the latest question to any of its bots
+		oldest  string    // its bot asked longest ago
+		oldAt   time.Time
+		suspect bool // one of its bots went unanswered lately
+	}
+	groups := map[bus.AgentInfo]*group{}
+	for n, b := range s.bots {
+		if n == s.defaultBot || b.agent == nil || b.agent.Agent.PID == 0 {
+			continue
+		}
+		key := bus.AgentInfo{PID: b.agent.Agent.PID, Host: b.agent.Agent.Host}
+		g := groups[key]
+		if g == nil {
+			g = &group{}
+			groups[key] = g
+		}
+		if b.misses > 0 || !b.agentOK && now.Sub(b.lostAt) < refresh {
+			g.suspect = true
+		}
+		if !b.agentOK {
+			continue
+		}
+		if b.askedAt.After(g.last) {
+			g.last = b.askedAt
+		}
+		if g.oldest == "" || b.askedAt.Before(g.oldAt) || b.askedAt.Equal(g.oldAt) && n < g.oldest {
+			g.oldest, g.oldAt = n, b.askedAt
+		}
+	}
 	var cands []cand
 	for n, b := range s.bots {
 		every := agentless
-		if b.agent != nil || n == s.defaultBot {
+		switch {
+		case n == s.defaultBot || b.agent != nil && (!b.agentOK || b.misses > 0 || b.agent.Agent.PID == 0):
 			every = supervised
+		case b.agent != nil:
+			every = refresh
+			if groups[bus.AgentInfo{PID: b.agent.Agent.PID, Host: b.agent.Agent.Host}].suspect {
+				every = supervised
+			}
 		}
 		if at := b.askedAt.Add(every); !now.Before(at) {
 			cands = append(cands, cand{n, at})
+		}
+	}
+	for _, g := range groups {
+		if g.oldest == "" || g.suspect {
+			continue // no bot answers, or each is asked every round already
+		}
+		at := g.last.Add(supervised)
+		if !now.Before(at) && now.Before(g.oldAt.Add(refresh)) { // else it is a candidate already
+			cands = append(cands, cand{g.oldest, at})
 		}
 	}
 	slices.SortFunc(cands, func(a, b cand) int {
@@ -405,6 +461,9 @@ func (s *state) agentAnswer(name string, st *bus.Status) (isNew bool) {
 	if st != nil {
 		b.agent, b.agentAt, b.agentOK, b.seen = st, s.now(), true, s.now()
 	} else {
+		if b.agentOK {
+			b.lostAt = s.now()
+		}
 		b.agentOK = false
 	}
 	s.publishLocked(name, b)

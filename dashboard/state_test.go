@@ -315,13 +315,13 @@ func TestDueAsksEachBotInTurn(t *testing.T) {
 	s.agentAnswer("lonely", nil)
 	s.agentAnswer("bot", nil)
 	clock.t = clock.t.Add(2 * time.Second)
-	first := s.due(2*time.Second, 30*time.Second, 6)
-	second := s.due(2*time.Second, 30*time.Second, 6)
+	first := s.due(2*time.Second, 10*time.Second, 30*time.Second, 6)
+	second := s.due(2*time.Second, 10*time.Second, 30*time.Second, 6)
 	if len(first) != 6 || len(second) != 5 || slices.Contains(append(first, second...), "lonely") {
 		t.Fatalf("rounds %q then %q: want 6 then the other 5 of bot and sup0..9, lonely not yet", first, second)
 	}
 	clock.t = clock.t.Add(30 * time.Second)
-	if got := s.due(2*time.Second, 30*time.Second, 100); len(got) != 12 || !slices.Contains(got, "lonely") {
+	if got := s.due(2*time.Second, 10*time.Second, 30*time.Second, 100); len(got) != 12 || !slices.Contains(got, "lonely") {
 		t.Errorf("after 30 s: %q", got)
 	}
 }

@@ -238,12 +238,19 @@ func (w *watcher) poll() {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	var nextDiscovery time.Time
+	quiet := pollInterval // the wait after a round without leads; doubles
 	for {
 		if now := time.Now(); !now.Before(nextDiscovery) {
-			replies := w.discover()
-			nextDiscovery = now.Add(max(pollInterval, time.Duration(replies)*time.Second/discoverRate) - pollInterval/4)
+			replies, leads := w.discover()
+			wait := pollInterval
+			if leads == 0 {
+				wait, quiet = quiet, min(2*quiet, discoverIdle)
+			} else {
+				quiet = pollInterval
+			}
+			nextDiscovery = now.Add(max(wait, time.Duration(replies)*time.Second/discoverRate) - pollInterval/4)
 		}
-		for _, name := range w.state.due(pollInterval, agentlessRetry, pollRate*int(pollInterval/time.Second)) {
+		for _, name := range w.state.due(pollInterval, refreshInterval, agentlessRetry, pollRate*int(pollInterval/time.Second)) {
 			w.enqueue(name, false)
 		}
 		w.state.tick()
@@ -265,20 +272,20 @@ const discoverMax = 1000
 // name found there is only a lead: the bot is listed once its agent answers
 // on its status subject, where only that bot's agent login may answer.
 //
-// It returns how many replies came.
-func (w *watcher) discover() (replies int) {
+// It returns how many replies came, and how many of them were leads.
+func (w *watcher) discover() (replies, leads int) {
 	subject, err := micro.ControlSubject(micro.InfoVerb, bus.AgentService, "")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	inbox := w.nc.NewInbox()
 	sub, err := w.nc.SubscribeSync(inbox)
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	defer sub.Unsubscribe()
 	if err := w.nc.PublishRequest(subject, inbox, nil); err != nil {
-		return 0
+		return 0, 0
 	}
 	ctx, cancel := context.WithTimeout(w.ctx, discoverWindow)
 	defer cancel()
@@ -286,7 +293,7 @@ func (w *watcher) discover() (replies int) {
 	for {
 		msg, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
-			return replies
+			return replies, len(asked)
 		}
 		replies++
 		var info micro.Info
@@ -299,7 +306,7 @@ func (w *watcher) discover() (replies int) {
 		}
 		if len(asked) == discoverMax {
 			w.log.Debug("more agents discovered than asked about in one round; the rest wait for the next", "asked", discoverMax)
-			return replies
+			return replies, len(asked)
 		}
 		asked[name] = true
 		w.log.Debug("discovered agent; asking it", "bot", name, "service_id", info.ID)

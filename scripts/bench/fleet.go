@@ -41,6 +41,11 @@ func runFleet(c config, w io.Writer) error {
 	if os.Getenv("BENCH_FLEET") == "dashboard" {
 		return fleetDashboard(c, w)
 	}
+	// BENCH_FLEET=agent-idle measures the agent's idle CPU alone, for its
+	// work (see agentIdle).
+	if os.Getenv("BENCH_FLEET") == "agent-idle" {
+		return agentIdle(c, w)
+	}
 	if c.skipAgent {
 		fmt.Fprintln(w, "One agent with many bots: skipped (-skip-agent)")
 	} else if err := fleetAgent(c, w); err != nil {
@@ -195,6 +200,91 @@ func fleetAgent(c config, w io.Writer) error {
 	row(w, fmt.Sprintf("SIGKILL of %d at once -> last of them back", ten), fmt.Sprintf("%.1f ms", median(last)))
 	fmt.Fprintln(w)
 	return stopAll(lp, pr, c.tinybot)
+}
+
+// agentIdle measures one agent with c.bots tinybots, hang detection on and
+// a heartbeat per bot each second, with its dashboard polling it: CPU over
+// c.cpuWindow and RSS, in c.n rounds. With BENCH_COMPARE=BINARY the rounds
+// alternate between c.lifeline and that binary, each starting afresh, so a
+// change is measured against the old one under the same load of a shared
+// machine; the medians of each are printed.
+func agentIdle(c config, w io.Writer) error {
+	bins := []string{c.lifeline}
+	if other := os.Getenv("BENCH_COMPARE"); other != "" {
+		bins = append(bins, other)
+	}
+	pr, err := newProbe(filepath.Join(c.work, "idle-probe.sock"))
+	if err != nil {
+		return err
+	}
+	defer pr.close()
+	defer func() { reap(pr.reported(), c.tinybot) }()
+	c.exit.add(func() { reap(pr.reported(), c.tinybot) })
+	names := make([]string, c.bots)
+	for i := range names {
+		names[i] = fmt.Sprintf("b%03d", i+1)
+	}
+	cpus := make([][]float64, len(bins))
+	rsss := make([][]float64, len(bins))
+	for round := range c.n {
+		for i, bin := range bins {
+			cpu, rss, err := agentIdleOnce(c, pr, bin, filepath.Join(c.work, fmt.Sprintf("idle-%d-%d", round, i)), names)
+			if err != nil {
+				return err
+			}
+			cpus[i] = append(cpus[i], cpu)
+			rsss[i] = append(rsss[i], rss)
+			fmt.Fprintf(os.Stderr, "bench: round %d %s: %.2f %% of a core, %.1f MB\n", round+1, bin, cpu, rss)
+		}
+	}
+	fmt.Fprintf(w, "One agent, --config with %d tinybots, 1 Hz heartbeats, hang detection 5s, dashboard polling (median of n=%d, CPU over %s):\n", c.bots, c.n, c.cpuWindow)
+	for i, bin := range bins {
+		row(w, bin, fmt.Sprintf("%.2f %% of a core (min %.2f, max %.2f), %.1f MB RSS",
+			median(cpus[i]), slices.Min(cpus[i]), slices.Max(cpus[i]), median(rsss[i])))
+	}
+	fmt.Fprintln(w)
+	return nil
+}
+
+// agentIdleOnce is one round of agentIdle with binary bin in dir.
+func agentIdleOnce(c config, pr *probe, bin, dir string, names []string) (cpu, rssMB float64, err error) {
+	lp, err := newLifeline(bin, c.tinybot, dir, pr.path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer lp.Close()
+	c.exit.add(lp.Close)
+	if !lp.hasConfig {
+		return 0, 0, errors.New(bin + ": this lifeline's agent has no --config")
+	}
+	lp.heartbeatTimeout = "5s"
+	pr.drain()
+	if err := lp.Start(names); err != nil {
+		return 0, 0, err
+	}
+	got, err := pr.waitAll(names, nil, 60*time.Second)
+	if err != nil {
+		return 0, 0, err
+	}
+	nc, err := connect(lp.natsURL, filepath.Join(lp.dir, "data", "bus", bus.LoginBot+".nk"))
+	if err != nil {
+		return 0, 0, err
+	}
+	stopBeats := make(chan struct{})
+	var beats sync.WaitGroup
+	if os.Getenv("BENCH_BEATS") != "0" { // 0: no heartbeats, to tell their cost
+		beats.Go(func() { heartbeatLoop(nc, got, stopBeats) })
+	}
+	time.Sleep(c.settle)
+	cpu = cpuPercent(lp.Daemons(), c.cpuWindow)
+	rss, _ := memKB(lp.Daemons())
+	close(stopBeats)
+	beats.Wait()
+	nc.Close()
+	if n := len(pr.ch); n > 0 {
+		fmt.Fprintf(os.Stderr, "bench: WARNING: %d bots restarted: heartbeats not taken?\n", n)
+	}
+	return cpu, float64(rss) / 1024, stopAll(lp, pr, c.tinybot)
 }
 
 // heartbeatLoop publishes a heartbeat for every bot of got once a second,
