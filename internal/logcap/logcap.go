@@ -62,6 +62,10 @@ const (
 	FollowBuffer = 1024
 	// ReadBuffer is the most one read of a pipe takes: a full pipe at once.
 	ReadBuffer = 1 << 20
+	// SmallRead is the buffer of a stream whose last read did not fill its
+	// buffer: an idle or line-by-line bot, the common case, so that an agent
+	// of 100 such bots holds 200 small buffers rather than 200 MiB.
+	SmallRead = 64 << 10
 	// QueueReads is how many reads may wait for the writer, both streams
 	// together.
 	QueueReads = 4
@@ -341,9 +345,16 @@ const (
 // follower, so the child is slowed by neither.
 func (c *Capture) read(s *stream) {
 	nap, napped := coalesce, false
+	size := SmallRead
 	for {
-		buf := c.take()
+		buf := c.take(size)
 		n, err := s.r.Read(buf)
+		// A read that filled its buffer says the bot outruns it: the next
+		// one takes a pipe's worth. One that did not goes back to small.
+		size = SmallRead
+		if n == len(buf) {
+			size = ReadBuffer
+		}
 		c.hand(s, buf, n)
 		if err == nil {
 			if napped || nap < minNap {
@@ -370,7 +381,7 @@ func (c *Capture) read(s *stream) {
 			// What the bot wrote before Close is taken in, but no more than
 			// the pipe can hold, so a bot writing on cannot keep us here.
 			for total := 0; total < max(s.pipe, 4*ReadBuffer)+ReadBuffer; {
-				buf := c.take()
+				buf := c.take(ReadBuffer)
 				n := drain(s.r, buf)
 				c.hand(s, buf, n)
 				if n <= 0 {
@@ -384,11 +395,13 @@ func (c *Capture) read(s *stream) {
 	}
 }
 
-// take returns a free buffer, waiting for the writer to give one back.
-func (c *Capture) take() []byte {
+// take returns a free buffer of at least size bytes, waiting for the writer
+// to give one back. A smaller one is dropped for a new one (their number,
+// not their size, is what free bounds); a bigger one is used as it is.
+func (c *Capture) take(size int) []byte {
 	buf := <-c.free
-	if buf == nil {
-		buf = make([]byte, ReadBuffer)
+	if len(buf) < size {
+		buf = make([]byte, size)
 	}
 	return buf
 }
