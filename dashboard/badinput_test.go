@@ -28,19 +28,22 @@ import (
 type busSpy struct {
 	mu       sync.Mutex
 	subjects []string
+	statuses map[string]int // status requests by bot name
 }
 
 func startSpy(t *testing.T, nc *nats.Conn, answered string) *busSpy {
 	t.Helper()
-	s := &busSpy{}
+	s := &busSpy{statuses: map[string]int{}}
 	_, err := nc.Subscribe("lifeline.agent.*.*", func(m *nats.Msg) {
 		// Recorded before answering: once the dashboard has its answer,
 		// the request is on the record.
-		if !strings.HasSuffix(m.Subject, "."+bus.OpStatus) { // the dashboard polls status on its own
-			s.mu.Lock()
+		s.mu.Lock()
+		if strings.HasSuffix(m.Subject, "."+bus.OpStatus) { // the dashboard polls status on its own
+			s.statuses[bus.NameFromSubject(m.Subject)]++
+		} else {
 			s.subjects = append(s.subjects, m.Subject)
-			s.mu.Unlock()
 		}
+		s.mu.Unlock()
 		if bus.NameFromSubject(m.Subject) != answered {
 			m.RespondMsg(&nats.Msg{Header: nats.Header{"Status": []string{"503"}}})
 		}
@@ -65,6 +68,26 @@ func (s *busSpy) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.subjects)
+}
+
+// asked returns how many status requests for bot name went out.
+func (s *busSpy) asked(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.statuses[name]
+}
+
+// waitAskersIdle waits until td's watcher has no status request queued or
+// under way. A refresh that a request caused is queued before its answer
+// goes out, so once they are idle, its outcome is recorded.
+func waitAskersIdle(t *testing.T, td *testDashboard) {
+	t.Helper()
+	w := td.Dashboard.watch
+	waitFor(t, "no status request queued or under way", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.askers == 0
+	})
 }
 
 // world is what the dashboard shows of every bot and event: what a refused
@@ -409,8 +432,12 @@ func TestBadHTTPInput(t *testing.T) {
 		t.Errorf("the agent got %d commands", len(cmds))
 	}
 
-	// Let background refreshes settle, then compare.
-	time.Sleep(100 * time.Millisecond)
+	// A command sent on refreshes its bot's status in the background, after
+	// answering: those answers recorded, nothing may have changed.
+	waitAskersIdle(t, td)
+	if n := spy.asked("ghost"); n == 0 {
+		t.Errorf("the commands to ghost were not followed by a status request")
+	}
 	if after := look(t, td); after != before {
 		t.Errorf("bad requests changed what the dashboard shows:\nbefore %+v\n after %+v", before, after)
 	}
