@@ -43,6 +43,28 @@ func alive(pid int) bool {
 	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
 }
 
+// unread is how many bytes wait in the named pipe at path. The bot holds a
+// reader of its own (openFIFO), so opening and closing one here is no
+// reader going away for it.
+func unread(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return inPipe(t, f)
+}
+
+// waitWritesUnread waits until the bot has written more bytes into the
+// named pipe at path than it held at first, with nobody reading them: the
+// bot lives through a time without a capture, however slow the machine.
+func waitWritesUnread(t *testing.T, path string, more int) {
+	t.Helper()
+	first := unread(t, path)
+	waitFor(t, 5*time.Second, "the bot writing on with no capture", func() bool { return unread(t, path) >= first+more })
+}
+
 // The agent closes its Capture (a graceful exit leaving the bot running);
 // the bot writes on into the named pipe, and a second Capture takes over
 // the pipes and gets every line, none lost and none cut.
@@ -65,9 +87,9 @@ func TestFIFOBotOutlivesCaptureAndNextCaptureGetsEverything(t *testing.T) {
 	if err := c1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// No reader for 300 ms: the bot does not die.
+	// No reader while the bot writes 100 lines or so: it does not die.
 	gapStart := len(readLines(t, cfg.Path))
-	time.Sleep(300 * time.Millisecond)
+	waitWritesUnread(t, filepath.Join(cfg.FIFODir, "stdout"), 2<<10)
 	select {
 	case err := <-exited:
 		t.Fatalf("bot exited while no capture read its pipe: %v", err)
@@ -124,7 +146,7 @@ func TestFIFOBotSurvivesKilledAgent(t *testing.T) {
 	})
 	agent.Process.Kill()
 	agent.Wait()
-	time.Sleep(300 * time.Millisecond)
+	waitWritesUnread(t, filepath.Join(cfg.FIFODir, "stdout"), 2<<10)
 	if !alive(pid) {
 		t.Fatal("the bot died with its agent")
 	}
