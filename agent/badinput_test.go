@@ -217,7 +217,7 @@ func TestBadHeartbeatsChangeNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // the flood's pace over a whole heartbeat timeout, not a wait
 	}
 	// The largest heartbeats go once: a flood of them would make the agent a
 	// slow consumer, which is another test.

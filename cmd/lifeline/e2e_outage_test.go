@@ -137,7 +137,7 @@ func TestFaultBusGone30s(t *testing.T) {
 			items++
 			nextItem = time.Now().Add(5 * time.Second)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // sampling the thirty seconds, not waiting
 	}
 	if n := faultCountDir(s.data("outbox"), func(n string) bool { return strings.HasPrefix(n, "nobus-") }); n < items-1 {
 		t.Errorf("only %d of %d items posted without the bus", n, items)
