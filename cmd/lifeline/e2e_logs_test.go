@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -300,7 +301,17 @@ func TestE2ELogsAgentKilled(t *testing.T) {
 	})
 	s.agent.signal(syscall.SIGKILL)
 	s.agent.wait(5 * time.Second)
-	time.Sleep(500 * time.Millisecond) // the bot writes on with no agent: what this test is about
+	// The bot writes on with no agent, what this test is about: ten lines
+	// or so wait unread in its pipe.
+	pipe := s.data("bot.pipes", "stdout")
+	if first, err := e2eUnread(pipe); errors.Is(err, errors.ErrUnsupported) {
+		time.Sleep(500 * time.Millisecond) // unmeasured here: the time for ten lines and more
+	} else {
+		e2eWait(t, 10*time.Second, "the bot writing on with no agent", func() (bool, string) {
+			n, err := e2eUnread(pipe)
+			return err == nil && n >= first+80, fmt.Sprintf("%d bytes unread, %d at the kill (%v)", n, first, err)
+		})
+	}
 	if err := e2eProbe(st.PID); err != nil {
 		t.Fatalf("bot pid %d died with its agent: %v", st.PID, err)
 	}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"slices"
 	"strings"
 
@@ -67,3 +68,6 @@ func e2eProcCmdline(pid int) ([]byte, error) {
 	}
 	return []byte(strings.Join(args, "\x00") + "\x00"), nil
 }
+
+// e2eUnread: how full a named pipe is is read on Linux only.
+func e2eUnread(string) (int, error) { return 0, errors.ErrUnsupported }

@@ -23,6 +23,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// e2eUnread is how many bytes wait in the named pipe at path (FIONREAD,
+// which Linux names TIOCINQ). The bot holds a reader of its own, so opening
+// and closing one here is no reader going away for it.
+func e2eUnread(path string) (int, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	if cerr := rc.Control(func(fd uintptr) { n, err = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }); cerr != nil {
+		return 0, cerr
+	}
+	return n, err
+}
+
 // e2eAlive reports whether pid is a live (not zombie) process.
 func e2eAlive(pid int) bool {
 	st := faultProcState(pid)
