@@ -10,8 +10,10 @@ import (
 //go:embed static
 var static embed.FS
 
-// FS returns the page's files: index.html at the root, next to app.js,
-// style.css and favicon.svg.
+// FS returns the page's files: index.html at the root, next to app.js
+// (an ES module importing its siblings, see web_test.go's appModules),
+// style.css and favicon.svg. The whole directory is embedded, so a new
+// module needs no change here.
 func FS() fs.FS {
 	sub, err := fs.Sub(static, "static")
 	if err != nil {

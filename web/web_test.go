@@ -8,7 +8,7 @@ import (
 
 func TestFSHasThePage(t *testing.T) {
 	fsys := FS()
-	for _, name := range []string{"index.html", "app.js", "style.css", "favicon.svg"} {
+	for _, name := range append([]string{"index.html", "style.css", "favicon.svg"}, appModules...) {
 		data, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			t.Fatalf("read %s: %v", name, err)
@@ -45,17 +45,63 @@ func TestPageElementIDs(t *testing.T) {
 	}
 }
 
-func TestScriptIsSafe(t *testing.T) {
-	data, err := fs.ReadFile(FS(), "app.js")
+// appModules are the page's own ES modules: app.js and what it imports.
+var appModules = []string{"app.js", "alerts.js", "dom.js", "format.js"}
+
+// TestModulesAreAllListed: every module an app module imports is in
+// appModules (so the tests here read it) and is embedded, and imports are
+// relative ("./x.js"), so they resolve under /static/ with no import map.
+func TestModulesAreAllListed(t *testing.T) {
+	listed := make(map[string]bool, len(appModules))
+	for _, name := range appModules {
+		listed[name] = true
+	}
+	for _, name := range appModules {
+		data, err := fs.ReadFile(FS(), name)
+		if err != nil {
+			t.Fatalf("read %s: %v", name, err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if !strings.HasPrefix(line, "import ") {
+				continue
+			}
+			_, from, ok := strings.Cut(line, ` from "`)
+			if !ok {
+				_, from, ok = strings.Cut(line, `import "`)
+			}
+			from, _, _ = strings.Cut(from, `"`)
+			dep, rel := strings.CutPrefix(from, "./")
+			if !ok || !rel || strings.Contains(dep, "/") || !strings.HasSuffix(dep, ".js") {
+				t.Errorf("%s: import not of a sibling module: %s", name, line)
+				continue
+			}
+			if !listed[dep] {
+				t.Errorf("%s imports %s, which appModules lacks", name, dep)
+			}
+		}
+	}
+	page, err := fs.ReadFile(FS(), "index.html")
 	if err != nil {
 		t.Fatal(err)
 	}
-	js := string(data)
-	// Bot names, hosts and reasons come from the bus: the script must set
-	// text, never parse HTML. Confirmation uses the page's own <dialog>.
-	for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "window.confirm", ".style."} {
-		if strings.Contains(js, bad) {
-			t.Errorf("app.js uses %s", bad)
+	if !strings.Contains(string(page), `<script type="module" src="/static/app.js"></script>`) {
+		t.Error("index.html does not load app.js as a module")
+	}
+}
+
+func TestScriptIsSafe(t *testing.T) {
+	for _, name := range appModules {
+		data, err := fs.ReadFile(FS(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		js := string(data)
+		// Bot names, hosts and reasons come from the bus: the script must set
+		// text, never parse HTML. Confirmation uses the page's own <dialog>.
+		for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "window.confirm", ".style."} {
+			if strings.Contains(js, bad) {
+				t.Errorf("%s uses %s", name, bad)
+			}
 		}
 	}
 }
@@ -88,19 +134,19 @@ func TestViewerSeesNoControls(t *testing.T) {
 		}
 	}
 
-	js, err := fs.ReadFile(FS(), "app.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{
-		`body.role === "viewer"`,           // the session's role is read
-		`$("bot-actions").hidden = viewer`, // the card's controls go
-		`$("view-only").hidden = !viewer`,  // the note comes
-		`if (has) cell.replaceChildren();`, // the table rows lose their buttons
-		`page.busy.has(key) || isViewer()`, // and no command starts
+	for _, want := range []struct{ module, code string }{
+		{"app.js", `body.role === "viewer"`},           // the session's role is read
+		{"app.js", `$("bot-actions").hidden = viewer`}, // the card's controls go
+		{"app.js", `$("view-only").hidden = !viewer`},  // the note comes
+		{"app.js", `if (has) cell.replaceChildren();`}, // the table rows lose their buttons
+		{"app.js", `page.busy.has(key) || isViewer()`}, // and no command starts
 	} {
-		if !strings.Contains(string(js), want) {
-			t.Errorf("app.js lacks %s", want)
+		js, err := fs.ReadFile(FS(), want.module)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(js), want.code) {
+			t.Errorf("%s lacks %s", want.module, want.code)
 		}
 	}
 }

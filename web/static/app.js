@@ -3,7 +3,9 @@
 // event source, and re-reads the full state each time the stream
 // (re)connects. No framework, no build step, no CDN; the CSP allows no
 // inline script or style, so everything here works through the DOM.
-"use strict";
+import { watchAlerts } from "./alerts.js";
+import { $, setBadge, setText } from "./dom.js";
+import { agentKnows, capitalize, formatAge, formatAgent, formatBytes, formatCPU, formatExit, formatStats, formatTime, heartbeatAge, note, stateLabel, uptime } from "./format.js";
 
 (function () {
   const MAX_EVENTS = 100;
@@ -35,148 +37,6 @@
     loggedIn: false,
     busy: new Set(), // "name/op" under way
   };
-
-  const $ = (id) => document.getElementById(id);
-
-  // ---- formatting -------------------------------------------------------
-
-  const STATE_LABEL = {
-    running: "Running",
-    starting: "Starting",
-    stopping: "Stopping",
-    stopped: "Stopped",
-    backoff: "Stopped (backoff)",
-    hung: "Hung",
-    unknown: "Unknown",
-  };
-  const STATE_CLASS = {
-    running: "state-running",
-    stopped: "state-stopped",
-    backoff: "state-stopped",
-  };
-
-  function stateLabel(state) {
-    return (Object.hasOwn(STATE_LABEL, state) && STATE_LABEL[state]) || "Unknown";
-  }
-  function stateClass(state) {
-    return (Object.hasOwn(STATE_CLASS, state) && STATE_CLASS[state]) || "state-unknown";
-  }
-  function capitalize(s) {
-    return s.charAt(0).toUpperCase() + s.slice(1);
-  }
-
-  function formatDuration(ms) {
-    if (ms < 0) ms = 0;
-    const s = Math.floor(ms / 1000);
-    if (s < 60) return s + " s";
-    const m = Math.floor(s / 60);
-    if (m < 60) return m + " min " + (s % 60) + " s";
-    const h = Math.floor(m / 60);
-    if (h < 48) return h + " h " + (m % 60) + " min";
-    return Math.floor(h / 24) + " d " + (h % 24) + " h";
-  }
-
-  function formatAge(ms) {
-    if (ms === null || ms === undefined) return "–";
-    if (ms < 1000) return "just now";
-    return formatDuration(ms) + " ago";
-  }
-
-  function formatBytes(n) {
-    if (!n) return "–";
-    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let i = 0;
-    while (n >= 1024 && i < units.length - 1) {
-      n /= 1024;
-      i++;
-    }
-    return (i === 0 ? String(n) : n.toFixed(1)) + " " + units[i];
-  }
-
-  // agentKnows says whether CPU and memory figures are real: only an agent
-  // measures them.
-  function agentKnows(st) {
-    return !!(st.pid && st.agent && st.agent.connected);
-  }
-
-  function formatCPU(st) {
-    if (!agentKnows(st) || typeof st.cpu_percent !== "number") return "–";
-    return st.cpu_percent.toFixed(1) + " %";
-  }
-
-  function formatTime(iso) {
-    const d = new Date(iso);
-    if (isNaN(d)) return "";
-    const sameDay = d.toDateString() === new Date().toDateString();
-    return sameDay ? d.toLocaleTimeString() : d.toLocaleString();
-  }
-
-  function formatExit(exit) {
-    if (!exit) return "–";
-    const how = exit.signal ? "signal " + exit.signal : "exit code " + exit.code;
-    let s = exit.reason ? exit.reason + " (" + how + ")" : how;
-    const at = exit.at ? formatTime(exit.at) : "";
-    if (at) s += " at " + at;
-    return s;
-  }
-
-  function formatAgent(st) {
-    if (!st.agent || !st.agent.connected) return "not connected";
-    let s = "connected";
-    if (st.agent.pid) s += ", PID " + st.agent.pid;
-    if (st.agent.host && st.agent.host !== st.host) s += " on " + st.agent.host;
-    return s;
-  }
-
-  function formatStats(stats) {
-    if (!stats) return "–";
-    const keys = Object.keys(stats).sort();
-    if (keys.length === 0) return "–";
-    return keys.map((k) => k.replace(/_/g, " ") + " " + stats[k]).join(" · ");
-  }
-
-  // heartbeatAge is the age the status reported plus the time since it came.
-  function heartbeatAge(entry) {
-    const st = entry.status;
-    if (st.heartbeat_age_ms === undefined || st.heartbeat_age_ms === null) return null;
-    return st.heartbeat_age_ms + (Date.now() - entry.receivedAt);
-  }
-
-  function uptime(st) {
-    if (!st.pid || !st.started_at) return "–";
-    if (st.state !== "running" && st.state !== "hung" && st.state !== "starting" && st.state !== "stopping") return "–";
-    const since = new Date(st.started_at);
-    if (isNaN(since)) return "–";
-    return formatDuration(Date.now() - since.getTime());
-  }
-
-  function note(st) {
-    if (st.problem) return st.problem;
-    if (st.state === "backoff" && st.next_start_at) {
-      const ms = new Date(st.next_start_at).getTime() - Date.now();
-      return "The bot keeps crashing; the agent waits before starting it again" +
-        (ms > 0 ? " (next start in " + formatDuration(ms + 999) + ")." : ".");
-    }
-    if (st.state === "hung") return "No heartbeat from the bot: the agent is about to kill and restart it.";
-    if ((!st.agent || !st.agent.connected) && st.state !== "running") {
-      return "No agent answers for this bot: start one with “lifeline agent --name " + st.name + "” on the bot's host.";
-    }
-    return "";
-  }
-
-  // setText changes an element's text only when it differs, so screen
-  // readers and selections are not disturbed every second.
-  function setText(el, text) {
-    if (el.textContent !== text) el.textContent = text;
-  }
-
-  function setBadge(el, state) {
-    state = state || "unknown";
-    setText(el, stateLabel(state));
-    const cls = "badge " + stateClass(state);
-    if (el.className !== cls) el.className = cls;
-    if (el.dataset.state !== state) el.dataset.state = state;
-  }
 
   // ---- connection state -------------------------------------------------
 
@@ -1020,44 +880,6 @@
       reorder();
     });
     start();
-  });
-})();
-
-// ---- Alerts notice (alerts.go) ------------------------------------------
-// Self-contained: every 15 s, once logged in, it asks /api/alerts and shows
-// a notice above the page while the last delivery of an alert failed. The
-// dashboard keeps retrying on its own; the notice only says so.
-(function () {
-  "use strict";
-  async function checkAlerts() {
-    const app = document.getElementById("app");
-    if (!app || app.hidden) return;
-    let info;
-    try {
-      const res = await fetch("/api/alerts", { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } });
-      if (res.status !== 200) return;
-      info = await res.json();
-    } catch (e) {
-      return;
-    }
-    let note = document.getElementById("alerts-note");
-    if (!note) {
-      note = document.createElement("p");
-      note.id = "alerts-note";
-      note.className = "stale-note";
-      note.setAttribute("role", "status");
-      note.hidden = true;
-      app.insertBefore(note, app.firstChild);
-    }
-    const last = info && info.failing && Array.isArray(info.failures) ? info.failures[0] : null;
-    note.hidden = !last;
-    if (last) {
-      note.textContent = "Alerts are not getting through: sending the " + last.kind + " for " + last.bot + " to " +
-        last.target + " failed " + last.attempts + " time(s) (" + last.error + "). The dashboard keeps retrying.";
-    }
-  }
-  document.addEventListener("DOMContentLoaded", () => {
-    setInterval(checkAlerts, 15000);
-    setTimeout(checkAlerts, 2000);
+    watchAlerts();
   });
 })();
