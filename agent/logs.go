@@ -15,6 +15,7 @@ import (
 
 	"github.com/lifeline-dev/lifeline/bus"
 	"github.com/lifeline-dev/lifeline/internal/logcap"
+	"github.com/lifeline-dev/lifeline/internal/privfile"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
@@ -130,7 +131,7 @@ func (s *supervisor) botOutput() (stdout, stderr *os.File, closeAfter func()) {
 	if s.cfg.LogFile == "" {
 		return nil, nil, func() {}
 	}
-	logf, err := openLog(s.cfg.LogFile)
+	logf, err := privfile.OpenAppend(s.cfg.LogFile)
 	if err != nil {
 		s.problem = fmt.Sprintf("cannot open bot log: %v", err)
 		s.log.Warn("bot output discarded", "err", err)

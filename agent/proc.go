@@ -18,9 +18,6 @@ import (
 // never be signalled.
 var errNotOurBot = errors.New("process is not the bot")
 
-// errLogSymlink refuses a symbolic link at the bot log's path.
-var errLogSymlink = errors.New("is a symbolic link; refusing to follow it")
-
 // proc is one bot process, started by this agent or adopted from its PID file.
 type proc struct {
 	pid       int

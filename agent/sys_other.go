@@ -4,7 +4,6 @@ package agent
 
 import (
 	"errors"
-	"os"
 	"syscall"
 )
 
@@ -25,12 +24,6 @@ const (
 	sigKill = syscall.SIGKILL
 	sigCont = syscall.Signal(0x12)
 )
-
-// openLog opens the bot's log for appending, created 0600; there is no
-// O_NOFOLLOW to add here.
-func openLog(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-}
 
 // sysStopper sends each step to the bot alone, through its watcher.
 type sysStopper struct{ p *proc }

@@ -47,6 +47,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/lifeline-dev/lifeline/internal/privfile"
 	"gopkg.in/natefinch/lumberjack.v2"
 )
 
@@ -65,7 +66,7 @@ const (
 	// SmallRead is the buffer of a stream whose last read did not fill its
 	// buffer: an idle or line-by-line bot, the common case, so that an agent
 	// of 100 such bots holds 200 small buffers rather than 200 MiB.
-	SmallRead = 64 << 10
+	SmallRead = 16 << 10
 	// QueueReads is how many reads may wait for the writer, both streams
 	// together.
 	QueueReads = 4
@@ -93,7 +94,7 @@ var (
 	// ErrSymlink means the log file or a pipe path is a symbolic link; it is
 	// refused, not followed, since whoever planted it would choose where the
 	// bot's output goes.
-	ErrSymlink = errors.New("is a symbolic link")
+	ErrSymlink = privfile.ErrSymlink
 	// ErrNotPrivate means a path is not ours to use: not a regular file or
 	// FIFO, or owned by another user.
 	ErrNotPrivate = errors.New("is not a private file of this user")

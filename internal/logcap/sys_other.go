@@ -5,10 +5,14 @@ package logcap
 import (
 	"fmt"
 	"os"
+
+	"github.com/lifeline-dev/lifeline/internal/privfile"
 )
 
+// openLog opens the log for appending; on Windows a reparse point there
+// is refused, not followed.
 func openLog(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := privfile.OpenAppend(path)
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
 	}

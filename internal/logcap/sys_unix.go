@@ -9,17 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/lifeline-dev/lifeline/internal/privfile"
 )
 
-// openLog opens the log for appending, private to this user, as the agent
-// always has: a symbolic link is refused, not followed, and a log left
-// readable by others is made 0600.
+// openLog opens the log for appending, private to this user: a symbolic
+// link is refused, not followed, and only our own regular file will do (the
+// rotation renames it).
 func openLog(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	f, err := privfile.OpenAppend(path)
 	if err != nil {
-		if isSymlink(path, err) {
-			return nil, fmt.Errorf("open log %s: %w", path, ErrSymlink)
-		}
 		return nil, fmt.Errorf("open log: %w", err)
 	}
 	if err := makePrivate(f, path, 0, 0o600); err != nil {
