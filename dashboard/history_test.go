@@ -34,13 +34,7 @@ func freeAddr(t *testing.T) string {
 // waitLong is waitFor for what a JetStream cluster does at its own pace.
 func waitLong(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitWithin(t, what, 45*time.Second, cond)
 }
 
 // oldStream makes, in a fresh data dir, the stream cfg that an older
