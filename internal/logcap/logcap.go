@@ -65,7 +65,9 @@ const (
 	ReadBuffer = 1 << 20
 	// SmallRead is the buffer of a stream whose last read did not fill its
 	// buffer: an idle or line-by-line bot, the common case, so that an agent
-	// of 100 such bots holds 200 small buffers rather than 200 MiB.
+	// of 100 such bots holds 200 small buffers rather than 200 MiB. (One
+	// agent, 100 bots, 1 Hz heartbeats: 26.4 MB RSS with 16 KiB, 27.4 MB
+	// with 64 KiB, 63 MB with a pipe's worth from the first read.)
 	SmallRead = 16 << 10
 	// QueueReads is how many reads may wait for the writer, both streams
 	// together.
