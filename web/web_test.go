@@ -46,7 +46,9 @@ func TestPageElementIDs(t *testing.T) {
 }
 
 // appModules are the page's own ES modules: app.js and what it imports.
-var appModules = []string{"app.js", "alerts.js", "dom.js", "format.js"}
+var appModules = []string{
+	"app.js", "alerts.js", "card.js", "dom.js", "events.js", "format.js", "session.js", "state.js",
+}
 
 // TestModulesAreAllListed: every module an app module imports is in
 // appModules (so the tests here read it) and is embedded, and imports are
@@ -135,11 +137,11 @@ func TestViewerSeesNoControls(t *testing.T) {
 	}
 
 	for _, want := range []struct{ module, code string }{
-		{"app.js", `body.role === "viewer"`},           // the session's role is read
-		{"app.js", `$("bot-actions").hidden = viewer`}, // the card's controls go
-		{"app.js", `$("view-only").hidden = !viewer`},  // the note comes
-		{"app.js", `if (has) cell.replaceChildren();`}, // the table rows lose their buttons
-		{"app.js", `page.busy.has(key) || isViewer()`}, // and no command starts
+		{"session.js", `body.role === "viewer"`},           // the session's role is read
+		{"session.js", `$("bot-actions").hidden = viewer`}, // the card's controls go
+		{"session.js", `$("view-only").hidden = !viewer`},  // the note comes
+		{"app.js", `if (has) cell.replaceChildren();`},     // the table rows lose their buttons
+		{"app.js", `page.busy.has(key) || isViewer()`},     // and no command starts
 	} {
 		js, err := fs.ReadFile(FS(), want.module)
 		if err != nil {

@@ -4,11 +4,14 @@
 // (re)connects. No framework, no build step, no CDN; the CSP allows no
 // inline script or style, so everything here works through the DOM.
 import { watchAlerts } from "./alerts.js";
+import { renderButtons, renderCard } from "./card.js";
 import { $, setBadge, setText } from "./dom.js";
-import { agentKnows, capitalize, formatAge, formatAgent, formatBytes, formatCPU, formatExit, formatStats, formatTime, heartbeatAge, note, stateLabel, uptime } from "./format.js";
+import { addEvents, renderEvents } from "./events.js";
+import { agentKnows, capitalize, formatAge, formatBytes, formatCPU, formatStats, heartbeatAge, stateLabel } from "./format.js";
+import { api, applySession, closeStream, setLive, showApp, showLogin } from "./session.js";
+import { isViewer, page, PROBLEM, problemRank, RETRY_MAX_MS, RETRY_MIN_MS } from "./state.js";
 
 (function () {
-  const MAX_EVENTS = 100;
   // The list shows this many bots at first and this many more per "Show
   // more": a fleet of 10,000 stays one small table, problems on top, and
   // the filter finds the rest.
@@ -19,126 +22,6 @@ import { agentKnows, capitalize, formatAge, formatAgent, formatBytes, formatCPU,
   // shown still update every frame; what the operator asks for (filter,
   // grouping, show more) sorts at once.
   const ORDER_MAX_DELAY_MS = 1000;
-  const RETRY_MIN_MS = 1000;
-  const RETRY_MAX_MS = 5000;
-
-  const page = {
-    csrf: "",
-    role: "operator", // "viewer" sees no controls; the server refuses its commands anyway
-    defaultBot: "bot",
-    bots: new Map(), // name -> {status, receivedAt, seq}
-    seq: 0, // counts status updates, so an older full read never overwrites a newer update
-    events: [], // newest first
-    arrivals: 0, // orders events with equal times: the later arrival first
-    eventKeys: new Set(),
-    source: null,
-    retryTimer: null,
-    retryDelay: RETRY_MIN_MS,
-    loggedIn: false,
-    busy: new Set(), // "name/op" under way
-  };
-
-  // ---- connection state -------------------------------------------------
-
-  const LIVE_TEXT = {
-    connecting: "Connecting…",
-    live: "Live",
-    reconnecting: "Reconnecting…",
-    offline: "Offline",
-    "logged-out": "Logged out",
-  };
-
-  function setLive(kind) {
-    const el = $("live-indicator");
-    if (el.dataset.live === kind) return;
-    el.dataset.live = kind;
-    el.className = "live live-" + kind;
-    el.textContent = LIVE_TEXT[kind];
-    $("stale-note").hidden = !(page.loggedIn && (kind === "reconnecting" || kind === "offline"));
-    document.body.classList.toggle("stale", kind === "reconnecting" || kind === "offline");
-  }
-
-  function closeStream() {
-    if (page.source) {
-      page.source.close();
-      page.source = null;
-    }
-    if (page.retryTimer) {
-      clearTimeout(page.retryTimer);
-      page.retryTimer = null;
-    }
-  }
-
-  function showLogin(message) {
-    page.loggedIn = false;
-    closeStream();
-    const dlg = $("confirm-dialog");
-    if (dlg.open) dlg.close("cancel");
-    $("app").hidden = true;
-    $("logout-link").hidden = true;
-    $("login").hidden = false;
-    const msg = $("login-message");
-    msg.hidden = !message;
-    msg.textContent = message || "";
-    setLive("logged-out");
-    $("login-token").focus();
-  }
-
-  function showApp() {
-    page.loggedIn = true;
-    $("login").hidden = true;
-    $("app").hidden = false;
-  }
-
-  // ---- API --------------------------------------------------------------
-
-  // api calls the dashboard API. A 401 means the session is gone: the login
-  // form comes back. Network failures throw.
-  async function api(method, path) {
-    const opts = { method: method, credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } };
-    if (method !== "GET") opts.headers["X-CSRF-Token"] = page.csrf;
-    const res = await fetch(path, opts);
-    let body;
-    try {
-      body = await res.json();
-    } catch (e) {
-      body = { ok: false, error: "unexpected answer from the dashboard (HTTP " + res.status + ")" };
-    }
-    if (res.status === 401 && page.loggedIn) {
-      showLogin("Your session has ended. Log in again.");
-    }
-    return { status: res.status, body: body || {} };
-  }
-
-  function applySession(body) {
-    page.csrf = body.csrf_token || "";
-    page.defaultBot = body.default_bot || "bot";
-    page.role = body.role === "viewer" ? "viewer" : "operator";
-    // Logging out is a POST with the session's logout token, so no other
-    // site can log this browser out.
-    $("logout-csrf").value = body.logout_token || "";
-    $("logout-link").hidden = body.auth !== "cookie";
-    applyRole();
-    if (body.version) $("live-indicator").title = "dashboard " + body.version + (body.host ? " on " + body.host : "");
-  }
-
-  function isViewer() {
-    return page.role === "viewer";
-  }
-
-  // applyRole hides the emergency card's controls from a viewer and says
-  // why; the table rows drop their buttons in renderRowActions.
-  function applyRole() {
-    const viewer = isViewer();
-    document.body.classList.toggle("viewer", viewer);
-    $("view-only").hidden = !viewer;
-    $("view-only-note").hidden = !viewer;
-    $("bot-actions").hidden = viewer;
-    if (viewer) {
-      const dlg = $("confirm-dialog");
-      if (dlg.open) dlg.close("cancel");
-    }
-  }
 
   // ---- state ------------------------------------------------------------
 
@@ -162,19 +45,6 @@ import { agentKnows, capitalize, formatAge, formatAgent, formatBytes, formatCPU,
     frame: 0,
     timer: 0,
   };
-
-  // problemRank orders bots for someone looking for trouble, as `lifeline
-  // ls` does: hung, backoff, unknown, no agent or a problem, then starting,
-  // stopping, stopped, and running last. Ranks up to PROBLEM are problems.
-  const RANK = { hung: 0, backoff: 1, unknown: 2, starting: 4, stopping: 5, stopped: 6, running: 8 };
-  const PROBLEM = 3;
-  function problemRank(st) {
-    // Own keys only: a state such as "constructor" from the bus is unknown.
-    const r = Object.hasOwn(RANK, st.state) ? RANK[st.state] : undefined;
-    if (r === undefined || r < PROBLEM) return r === undefined ? RANK.unknown : r;
-    if (!st.agent || !st.agent.connected || st.problem) return PROBLEM;
-    return r;
-  }
 
   function setStatus(st) {
     page.seq++;
@@ -251,26 +121,6 @@ import { agentKnows, capitalize, formatAge, formatAgent, formatBytes, formatCPU,
     }
   }
 
-  function eventKey(e) {
-    return [e.time, e.name, e.type, e.pid || 0, e.reason || ""].join("|");
-  }
-
-  function addEvents(list) {
-    let changed = false;
-    for (const e of list) {
-      if (!e || !e.type) continue;
-      const k = eventKey(e);
-      if (page.eventKeys.has(k)) continue;
-      page.eventKeys.add(k);
-      page.events.push({ e: e, n: ++page.arrivals, at: new Date(e.time).getTime() || 0 });
-      changed = true;
-    }
-    if (!changed) return;
-    page.events.sort((a, b) => b.at - a.at || b.n - a.n);
-    for (const x of page.events.splice(MAX_EVENTS)) page.eventKeys.delete(eventKey(x.e));
-    renderEvents();
-  }
-
   // resync re-reads everything: after the first connection and after every
   // reconnection, since the dashboard may have restarted meanwhile.
   async function resync() {
@@ -308,32 +158,6 @@ import { agentKnows, capitalize, formatAge, formatAgent, formatBytes, formatCPU,
   }
 
   // ---- rendering --------------------------------------------------------
-
-  function renderCard() {
-    const name = page.defaultBot;
-    setText($("bot-name"), name);
-    const entry = page.bots.get(name);
-    const st = entry ? entry.status : { name: name, state: "unknown", agent: { connected: false } };
-    setBadge($("bot-state"), st.state);
-    setText($("bot-pid"), st.pid ? String(st.pid) : "–");
-    setText($("bot-host"), st.host || "–");
-    setText($("bot-uptime"), uptime(st));
-    setText($("bot-heartbeat"), entry ? formatAge(heartbeatAge(entry)) : "–");
-    setText($("bot-restarts"), st.restarts !== undefined ? String(st.restarts) : "–");
-    setText($("bot-last-exit"), formatExit(st.last_exit));
-    const agent = $("bot-agent");
-    setText(agent, formatAgent(st));
-    agent.classList.toggle("warn", !(st.agent && st.agent.connected));
-    setText($("bot-resources"), agentKnows(st) ? formatCPU(st) + " · " + formatBytes(st.rss_bytes) : "–");
-    // sd_notify STATUS= and whether hangs are detected (issue 12), as sent.
-    setText($("bot-status-text"), st.status_text || "–");
-    setText($("bot-hang"), st.hang_detection || "–");
-    document.title = stateLabel(st.state) + (st.pid ? " (PID " + st.pid + ")" : "") + " · " + name + " · lifeline";
-    const problem = $("bot-problem");
-    const text = note(st);
-    problem.hidden = !text;
-    setText(problem, text);
-  }
 
   const COLUMNS = ["Bot", "State", "PID", "Host", "Heartbeat", "Restarts", "CPU", "Memory", "Stats", ""];
   const rows = new Map(); // name -> {tr, cells, badge, agentNote}; only the bots shown
@@ -558,65 +382,6 @@ import { agentKnows, capitalize, formatAge, formatAgent, formatBytes, formatCPU,
       const entry = page.bots.get(name);
       if (entry) setText(row.cells[4], formatAge(heartbeatAge(entry)));
     }
-  }
-
-  const eventItems = new Map(); // key -> li
-
-  function eventItem(e) {
-    const li = document.createElement("li");
-    li.className = "event event-" + e.type;
-    li.dataset.type = e.type;
-    li.dataset.bot = e.name;
-    if (e.pid) li.dataset.pid = String(e.pid);
-    const time = document.createElement("time");
-    time.dateTime = e.time;
-    time.textContent = formatTime(e.time);
-    const name = document.createElement("span");
-    name.className = "event-bot";
-    name.textContent = e.name;
-    const type = document.createElement("span");
-    type.className = "event-type";
-    type.textContent = e.type;
-    const parts = [];
-    if (e.pid) parts.push("PID " + e.pid);
-    if (e.reason) parts.push(e.reason);
-    if (e.requested_by) parts.push("asked by " + e.requested_by);
-    const detail = document.createElement("span");
-    detail.className = "event-detail";
-    detail.textContent = parts.join(" · ");
-    li.append(time, " ", name, " ", type, " ", detail);
-    return li;
-  }
-
-  // renderEvents inserts new items in place and keeps the old ones, so the
-  // aria-live list announces only what is new.
-  function renderEvents() {
-    const list = $("events");
-    const keep = new Set();
-    page.events.forEach(({ e }, i) => {
-      const k = eventKey(e);
-      keep.add(k);
-      let li = eventItems.get(k);
-      if (!li) {
-        li = eventItem(e);
-        eventItems.set(k, li);
-      }
-      if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
-    });
-    for (const [k, li] of eventItems) {
-      if (!keep.has(k)) {
-        li.remove();
-        eventItems.delete(k);
-      }
-    }
-    $("events-empty").hidden = page.events.length > 0;
-  }
-
-  function renderButtons() {
-    const name = page.defaultBot;
-    const busy = ["restart", "stop", "start"].some((op) => page.busy.has(name + "/" + op));
-    for (const id of ["restart-btn", "stop-btn", "start-btn"]) $(id).disabled = busy;
-    $("emergency").setAttribute("aria-busy", busy ? "true" : "false");
   }
 
   // render redraws everything now: after a full read, and when a command's
