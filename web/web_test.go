@@ -47,7 +47,8 @@ func TestPageElementIDs(t *testing.T) {
 
 // appModules are the page's own ES modules: app.js and what it imports.
 var appModules = []string{
-	"app.js", "alerts.js", "card.js", "dom.js", "events.js", "format.js", "session.js", "state.js",
+	"app.js", "alerts.js", "card.js", "commands.js", "dom.js", "events.js",
+	"format.js", "frame.js", "list.js", "session.js", "state.js", "stream.js",
 }
 
 // TestModulesAreAllListed: every module an app module imports is in
@@ -137,11 +138,11 @@ func TestViewerSeesNoControls(t *testing.T) {
 	}
 
 	for _, want := range []struct{ module, code string }{
-		{"session.js", `body.role === "viewer"`},           // the session's role is read
-		{"session.js", `$("bot-actions").hidden = viewer`}, // the card's controls go
-		{"session.js", `$("view-only").hidden = !viewer`},  // the note comes
-		{"app.js", `if (has) cell.replaceChildren();`},     // the table rows lose their buttons
-		{"app.js", `page.busy.has(key) || isViewer()`},     // and no command starts
+		{"session.js", `body.role === "viewer"`},            // the session's role is read
+		{"session.js", `$("bot-actions").hidden = viewer`},  // the card's controls go
+		{"session.js", `$("view-only").hidden = !viewer`},   // the note comes
+		{"list.js", `if (has) cell.replaceChildren();`},     // the table rows lose their buttons
+		{"commands.js", `page.busy.has(key) || isViewer()`}, // and no command starts
 	} {
 		js, err := fs.ReadFile(FS(), want.module)
 		if err != nil {
