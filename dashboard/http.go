@@ -386,8 +386,9 @@ func (d *Dashboard) handleCommand(c fiber.Ctx, name, op string) error {
 
 // handleStream serves server-sent events: "statuses" events (each a JSON
 // array of statuses) holding every bot at once, then one per flush holding
-// the bots that changed (see state.flush), and an "event" event per
-// lifecycle event.
+// the bots that changed (see state.flush), an "event" event per
+// lifecycle event, and a "removed" event (a JSON array of names) when bots
+// are forgotten.
 //
 // Streams are capped per browser session (session.MaxStreamsPerSession), per token
 // given as Bearer (session.MaxStreamsPerBearer) and in all (session.MaxStreamsTotal), as

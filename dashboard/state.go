@@ -164,13 +164,20 @@ func (s *state) ensureLocked(name string) *botState {
 }
 
 // expireLocked forgets every bot, except the default one, not heard from
-// within s.expiry.
+// within s.expiry, and tells the streams in one "removed" event (a JSON
+// array of names), so that a page drops their rows without a reload.
 func (s *state) expireLocked() {
 	cutoff := s.now().Add(-s.expiry)
+	var gone []string
 	for name, b := range s.bots {
 		if name != s.defaultBot && b.seen.Before(cutoff) {
 			delete(s.bots, name)
+			gone = append(gone, name)
 		}
+	}
+	if len(gone) > 0 {
+		slices.Sort(gone)
+		s.broadcastLocked(sseMsg{event: "removed", data: bus.Encode(gone)})
 	}
 }
 

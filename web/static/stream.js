@@ -76,6 +76,19 @@ export function connectStream() {
     if (!Array.isArray(list)) return;
     for (const st of list) if (st && st.name) setStatus(st);
   });
+  // Bots the dashboard forgot (silent past its expiry): their rows go.
+  es.addEventListener("removed", (ev) => {
+    if (page.source !== es) return;
+    let names;
+    try {
+      names = JSON.parse(ev.data);
+    } catch (e) {
+      return;
+    }
+    if (!Array.isArray(names)) return;
+    for (const name of names) if (typeof name === "string") forgetBot(name);
+    render();
+  });
   es.addEventListener("event", (ev) => {
     if (page.source !== es) return;
     try {
