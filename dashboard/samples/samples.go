@@ -358,8 +358,11 @@ func readSubject(ctx context.Context, stream jetstream.Stream, subject string, s
 			return err
 		}
 		each(msg.Data())
+		// Up to what is there now, not to the last message seen before
+		// reading: one stored meanwhile pushes out the oldest, and stopping
+		// at the old last would return one sample short. limit bounds it.
 		meta, err := msg.Metadata()
-		if err != nil || meta.NumPending == 0 || meta.Sequence.Stream >= last.Sequence {
+		if err != nil || meta.NumPending == 0 {
 			return nil
 		}
 	}
