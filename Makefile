@@ -74,10 +74,13 @@ bench:
 	./scripts/bench.sh $(BENCH_FLAGS)
 	$(GO) test -run '^$$' -bench E2E -benchtime=1x -timeout 10m ./cmd/lifeline
 
-# The same harness, short (n=2, 3 bots), installing nothing: CI runs it so
-# that it cannot rot. Peers not installed are skipped.
+# The same harness, short (n=2, 3 bots), installing nothing, then every Go
+# benchmark once (the E2E ones for 3 rounds): CI runs it so that none of them
+# can rot. Peers not installed are skipped.
 bench-smoke:
 	./scripts/bench.sh --smoke $(BENCH_FLAGS)
+	$(GO) test -run '^$$' -bench . -benchtime=1x -timeout 5m $$($(GO) list ./... | grep -v '/cmd/lifeline$$')
+	$(GO) test -run '^$$' -bench . -benchtime=1x -timeout 5m ./cmd/lifeline -args -rounds 3
 
 # Fleet figures, long: one agent with 100 bots, one dashboard following
 # 10,000 simulated bots, 1,000 live-stream clients (scripts/bench/fleet.go).
