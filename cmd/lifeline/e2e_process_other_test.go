@@ -4,25 +4,15 @@ package main
 
 import (
 	"errors"
-	"slices"
 	"strings"
 
+	"github.com/lifeline-dev/lifeline/internal/proctest"
 	"github.com/shirou/gopsutil/v4/process"
 )
 
 // e2eAlive reports whether pid is a live (not zombie) process. Off Linux
-// there is no /proc: gopsutil asks the system (ps and sysctl on macOS).
-func e2eAlive(pid int) bool {
-	if ok, _ := process.PidExists(int32(pid)); !ok {
-		return false
-	}
-	ps, err := process.NewProcess(int32(pid))
-	if err != nil {
-		return false
-	}
-	st, err := ps.Status()
-	return err != nil || !slices.Contains(st, process.Zombie)
-}
+// there is no /proc: proctest asks the system.
+func e2eAlive(pid int) bool { return proctest.Alive(pid) }
 
 // botProcesses lists the live demo bots whose working directory is dir:
 // the way to prove there is exactly one.
