@@ -17,6 +17,7 @@ import (
 
 	"github.com/lifeline-dev/lifeline/bus"
 	"github.com/lifeline-dev/lifeline/dashboard/history"
+	"github.com/lifeline-dev/lifeline/dashboard/internal/jsstream"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nicholas-fedor/shoutrrr/pkg/types"
@@ -489,13 +490,7 @@ func (a *alerter) replicas() int {
 func (a *alerter) ensureStream(ctx context.Context, js jetstream.JetStream) error {
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	s, err := js.Stream(rctx, AlertStreamName)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		s, err = js.CreateStream(rctx, alertStreamConfig(a.replicas()))
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			s, err = js.Stream(rctx, AlertStreamName)
-		}
-	}
+	s, err := jsstream.Ensure(rctx, js, alertStreamConfig(a.replicas()))
 	if err != nil {
 		return fmt.Errorf("open alert stream: %w", err)
 	}

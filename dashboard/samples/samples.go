@@ -21,6 +21,7 @@ import (
 
 	"github.com/lifeline-dev/lifeline/bus"
 	"github.com/lifeline-dev/lifeline/dashboard/history"
+	"github.com/lifeline-dev/lifeline/dashboard/internal/jsstream"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -217,15 +218,7 @@ func (s *Sampler) sample(ctx context.Context, js jetstream.JetStream, now time.T
 func (s *Sampler) ensureStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	st, err := js.Stream(rctx, StreamName)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		// Another dashboard may make it at the same moment, with the same
-		// definition: either wins.
-		st, err = js.CreateStream(rctx, StreamConfig(s.replicas()))
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			st, err = js.Stream(rctx, StreamName)
-		}
-	}
+	st, err := jsstream.Ensure(rctx, js, StreamConfig(s.replicas()))
 	if err != nil {
 		return nil, fmt.Errorf("open samples stream: %w", err)
 	}
