@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -21,6 +19,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/lifeline-dev/lifeline/internal/browsertest"
 )
 
 // pageWait bounds each wait for the page; a change reaches it within a
@@ -44,52 +43,12 @@ window.addEventListener("unhandledrejection", (e) => __probe.errors.push("unhand
 })();
 `
 
-// openPage starts a headless Chromium with a fresh profile, stopped when
-// the test ends, and returns a tab with pageProbes installed. Without
-// Chromium the test skips on a developer's machine and fails in CI, where
-// .ci/run installs it (as cmd/lifeline's browser tests do).
+// openPage starts a headless Chromium (skipped without one, but failing
+// in CI), stopped when the test ends, and returns it with pageProbes
+// installed.
 func openPage(t *testing.T) context.Context {
 	t.Helper()
-	exe := ""
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			exe = p
-			break
-		}
-	}
-	if exe == "" {
-		const msg = "chromium not found (/usr/bin/chromium, or chromium or chromium-browser on PATH); " +
-			"install it (Debian: apt-get install chromium) to run the browser tests"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox, // CI runs as root, where the sandbox cannot start
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	// Cancelling waits for Chromium to exit, so that goleak (TestMain)
-	// finds none of chromedp's goroutines left.
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
-	// The first run starts the browser and ties it to ctx, so it gets no
-	// timeout of its own; go test's -timeout bounds a hang here.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium %s: %v", exe, err)
-	}
+	ctx := browsertest.Start(t)
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: pageProbes}); err != nil {
 		t.Fatalf("add probes: %v", err)
 	}

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -28,6 +27,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/lifeline-dev/lifeline/internal/browsertest"
 )
 
 // Timeouts of the browser tests. The stack's bot heartbeats every 100 ms,
@@ -37,24 +37,6 @@ const (
 	browserWait    = 20 * time.Second
 	browserCommand = 30 * time.Second // a restart waits for the bot to stop
 )
-
-// browserExecPath finds Chromium. Without it the browser tests skip on a
-// developer's machine, and fail in CI, where .ci/run installs it.
-func browserExecPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	const msg = "chromium not found (/usr/bin/chromium, or chromium or chromium-browser on PATH); " +
-		"install it (Debian: apt-get install chromium) to run the browser tests"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
 
 // probes is run in every document before the page's own script: it records
 // script errors and CSP violations, and counts the page's non-GET requests,
@@ -75,39 +57,9 @@ document.addEventListener("securitypolicyviolation", (e) => __probe.csp.push(e.v
 `
 
 // startChromium starts a headless Chromium with a fresh profile, closed
-// when the test ends, and returns a context for it.
-func startChromium(t *testing.T) context.Context {
-	t.Helper()
-	exe := browserExecPath(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox, // CI runs as root, where the sandbox cannot start
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		// No network here and no need for any: keep Chromium from trying.
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
-	// The first Run starts the browser and ties it to ctx, so it gets no
-	// timeout of its own; go test's -timeout bounds a hang here.
-	start := time.Now()
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium %s: %v", exe, err)
-	}
-	t.Logf("chromium %s started in %s", exe, time.Since(start).Round(time.Millisecond))
-	return ctx
-}
+// when the test ends, and returns a context for it. Without Chromium the
+// browser tests skip, except in CI, where they fail.
+func startChromium(t *testing.T) context.Context { return browsertest.Start(t) }
 
 // browser is one tab, in a browser context of its own (its own cookies),
 // closed when the test ends.
