@@ -63,11 +63,14 @@ func BenchmarkCaptureThroughput(b *testing.B) {
 		// Python writing 100-byte lines, 8 KiB-buffered: the issue's bot
 		// (BenchmarkE2ELogsThroughput's, without the agent around it).
 		{"python", 0, pyBytes, strings.Repeat("x", 99), pyBytes / 100},
+		// Python's print() of a formatted 100-byte line, in a loop: a bot
+		// printing as fast as it can, written as bots are.
+		{"print", 0, int64(printLines * (len(printLine(0)) + 1)), printLine(printLines - 1), printLines},
 	}
 	sinks := []string{"devnull", "file", "pipe", "capture", "capture+follower"}
 	for _, m := range modes {
 		b.Run(m.mode, func(b *testing.B) {
-			if m.mode == "python" {
+			if m.mode == "python" || m.mode == "print" {
 				if _, err := exec.LookPath("python3"); err != nil {
 					b.Skip("no python3")
 				}
@@ -77,7 +80,9 @@ func BenchmarkCaptureThroughput(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer f.Close()
-			pr, pw, err := os.Pipe()
+			// Out of the poller, read by a thread blocked in read(2): the
+			// cheapest reader a pipe can have.
+			pr, pw, err := newPipe()
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -113,9 +118,12 @@ func BenchmarkCaptureThroughput(b *testing.B) {
 					if c != nil && c.file != nil {
 						seq = c.lastSeq()
 					}
-					if m.mode == "python" {
-						secs[sink] += pySeconds(b, c)
-					} else {
+					switch m.mode {
+					case "python":
+						secs[sink] += pySeconds(b, c, fmt.Sprintf(pyBot, pyBytes))
+					case "print":
+						secs[sink] += pySeconds(b, c, fmt.Sprintf(pyPrint, printLines))
+					default:
 						secs[sink] += childSeconds(b, c, m.mode, m.n)
 					}
 					if sink == "capture" || sink == "capture+follower" {
@@ -158,12 +166,31 @@ out.flush()
 open(sys.argv[1], "w").write("%%.6f" %% (time.time() - start))
 `
 
-// pySeconds runs the python bot into c's pipes (or /dev/null) and returns
+// printLines is how many lines the print bot prints per run (10 MB).
+const printLines = 100000
+
+// pyPrint prints printLines formatted 100-byte lines (printLine's) with
+// print(), as a Python bot logs, and reports the seconds it took.
+const pyPrint = `import sys, time
+pad = "x" * 70
+start = time.time()
+for i in range(%d):
+    print(f"processed item {i:08d} status ok {pad}")
+sys.stdout.flush()
+open(sys.argv[1], "w").write("%%.6f" %% (time.time() - start))
+`
+
+// printLine is line i of pyPrint, without its newline.
+func printLine(i int) string {
+	return fmt.Sprintf("processed item %08d status ok %s", i, strings.Repeat("x", 70))
+}
+
+// pySeconds runs a python bot into c's pipes (or /dev/null) and returns
 // its own measure of its writing time.
-func pySeconds(t testing.TB, c *Capture) float64 {
+func pySeconds(t testing.TB, c *Capture, script string) float64 {
 	t.Helper()
 	report := filepath.Join(t.TempDir(), "report")
-	cmd := exec.Command("python3", "-c", fmt.Sprintf(pyBot, pyBytes), report)
+	cmd := exec.Command("python3", "-c", script, report)
 	if c != nil {
 		cmd.Stdout, cmd.Stderr = c.Stdout(), c.Stderr()
 	} else {

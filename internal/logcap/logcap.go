@@ -104,6 +104,9 @@ var (
 	ErrUnsupported = errors.New("named pipes are not supported on this platform")
 	// ErrNoPath means Config.Path is empty.
 	ErrNoPath = errors.New("no log path")
+
+	// errStopped ends a reader's wait once Close was called.
+	errStopped = errors.New("capture closed")
 )
 
 // Config says where and how to capture.
@@ -185,8 +188,11 @@ type chunk struct {
 
 type stream struct {
 	name    string
-	r       *os.File // what the capture reads
+	r       *os.File // what the capture reads, not polled (see pipe_unix.go)
 	w       *os.File // what the child writes to
+	fd      int      // r's descriptor, non-blocking (unix)
+	mu      sync.Mutex
+	idle    *os.File // r's polled duplicate while it waits (unix), under mu
 	pipe    int      // its size in bytes, 0 if unknown
 	pending []byte   // the start of a line not yet ended (the writer's)
 	ring    []segment
@@ -252,7 +258,10 @@ func New(cfg Config) (*Capture, error) {
 		if cfg.FIFODir != "" {
 			s.r, s.w, err = openFIFO(cfg.FIFODir, s.name)
 		} else {
-			s.r, s.w, err = os.Pipe()
+			s.r, s.w, err = newPipe()
+		}
+		if err == nil {
+			err = s.prepare()
 		}
 		if err != nil {
 			c.closeFiles()
@@ -291,8 +300,8 @@ func (c *Capture) Close() error {
 	c.closeOnce.Do(func() {
 		for _, s := range []*stream{c.out, c.err} {
 			close(s.stop)
-			// Wakes the reader out of a blocking Read; it then drains.
-			_ = s.r.SetReadDeadline(time.Now())
+			// Wakes the reader out of its wait; it then drains.
+			s.wake()
 		}
 		c.readers.Wait()
 		close(c.reads)
@@ -351,7 +360,7 @@ func (c *Capture) read(s *stream) {
 	size := SmallRead
 	for {
 		buf := c.take(size)
-		n, err := s.r.Read(buf)
+		n, err := s.waitRead(buf)
 		// A read that filled its buffer says the bot outruns it: the next
 		// one takes a pipe's worth. One that did not goes back to small.
 		size = SmallRead
@@ -380,12 +389,11 @@ func (c *Capture) read(s *stream) {
 		}
 		select {
 		case <-s.stop:
-			_ = s.r.SetReadDeadline(time.Time{})
 			// What the bot wrote before Close is taken in, but no more than
 			// the pipe can hold, so a bot writing on cannot keep us here.
 			for total := 0; total < max(s.pipe, 4*ReadBuffer)+ReadBuffer; {
 				buf := c.take(ReadBuffer)
-				n := drain(s.r, buf)
+				n := s.drain(buf)
 				c.hand(s, buf, n)
 				if n <= 0 {
 					break

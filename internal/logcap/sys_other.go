@@ -20,7 +20,3 @@ func openLog(path string) (*os.File, error) {
 }
 
 func openFIFO(string, string) (*os.File, *os.File, error) { return nil, nil, ErrUnsupported }
-
-// drain cannot read without waiting here; Close then keeps only what the
-// reader already had.
-func drain(*os.File, []byte) int { return 0 }

@@ -58,7 +58,7 @@ func makePrivate(f *os.File, path string, typ fs.FileMode, perm fs.FileMode) err
 // openFIFO opens the named pipe dir/name, creating it (and dir) if missing.
 // The child's end is opened read-write: holding a reader itself, the bot
 // never gets EPIPE when no capture is reading, it only waits once the pipe
-// is full. Our end is read-only and non-blocking, for the runtime's poller.
+// is full. Our end is read-only, and read as pipe_unix.go says.
 func openFIFO(dir, name string) (r, w *os.File, err error) {
 	if err := privateDir(dir); err != nil {
 		return nil, nil, err
@@ -80,7 +80,9 @@ func openFIFO(dir, name string) (r, w *os.File, err error) {
 		w.Close()
 		return nil, nil, err
 	}
-	rfd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	// Blocking, so that the runtime does not poll it (see pipe_unix.go); it
+	// cannot block here, as we hold a writer. prepare makes it non-blocking.
+	rfd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		w.Close()
 		return nil, nil, fmt.Errorf("open fifo %s: %w", path, err)
@@ -112,18 +114,4 @@ func privateDir(dir string) error {
 		}
 	}
 	return nil
-}
-
-// drain reads once without waiting; 0 when the pipe is empty.
-func drain(f *os.File, buf []byte) int {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return 0
-	}
-	var n int
-	_ = rc.Read(func(fd uintptr) bool {
-		n, _ = syscall.Read(int(fd), buf)
-		return true // never wait
-	})
-	return n
 }
