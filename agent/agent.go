@@ -256,9 +256,13 @@ type supervisor struct {
 	problem     string
 
 	connectedSince time.Time
-	op             *operation
-	queue          []*request
-	exiting        bool
+	// hb is the connection heartbeats come over, lazy its dialer (nil when
+	// hb is nc): see lazyconn_unix.go.
+	hb      *nats.Conn
+	lazy    *lazyDialer
+	op      *operation
+	queue   []*request
+	exiting bool
 	// stopBot makes this exit stop the bot as StopBotOnExit would: the bot
 	// was removed from a Fleet, or changed and so restarted. Set before the
 	// loop's context ends, read by the loop when it does.
@@ -480,7 +484,7 @@ func (s *supervisor) onConn() {
 	if s.nc == nil {
 		return
 	}
-	if s.nc.IsConnected() {
+	if s.nc.IsConnected() && (s.hb == nil || s.hb.IsConnected()) {
 		if s.connectedSince.IsZero() {
 			s.connectedSince = time.Now()
 			s.log.Info("connected to bus", "url", s.nc.ConnectedUrlRedacted())

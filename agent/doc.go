@@ -154,8 +154,15 @@
 // this instant), and an exit whose bot's group still holds the lock, wait
 // (waitKind): the loop polls on its wait timer and takes no other event
 // until the wait ends, so every event sees the state it saw when these waits
-// blocked. One call still blocks: the hang timer's bus round trip, for up to
-// 1 s. Heartbeats that arrive meanwhile queue in a buffer of 32 (3 s of them
-// at 10 Hz; more only repeat that the bot lives, and a fleet keeps one
-// buffer per bot).
+// blocked. One call still blocks: the hang timer's bus round trips, for up
+// to 1 s each. Heartbeats that arrive meanwhile queue in a buffer of 32 (3 s
+// of them at 10 Hz; more only repeat that the bot lives, and a fleet keeps
+// one buffer per bot).
+//
+// On unix, heartbeats come over a bus connection of their own, read at most
+// every 250 ms (lazyconn_unix.go): a wake-up per heartbeat was nearly all of
+// an idle agent's CPU. A heartbeat counts from the time the bot put in it,
+// if that lies within the window before its arrival, and a bot is declared
+// hung only after a round trip on that connection, read at once, has
+// brought in everything sent before, and the loop has taken it in.
 package agent

@@ -49,8 +49,10 @@ type Fleet struct {
 	// about to supervise (see Agent.OnStarted).
 	OnStarted func()
 
-	mu      sync.Mutex // guards nc, resp, members and ctx once Run has begun
+	mu      sync.Mutex // guards nc, hb, lazy, resp, members and ctx once Run has begun
 	nc      *nats.Conn
+	hb      *nats.Conn  // the heartbeats' connection (see heartbeatConn)
+	lazy    *lazyDialer // hb's dialer, nil when hb is nc
 	resp    *responder
 	ctx     context.Context
 	members map[string]*member
@@ -203,8 +205,13 @@ func (f *Fleet) Run(ctx context.Context) error {
 		return err
 	}
 	defer nc.Close()
+	hb, lazy, err := heartbeatConn(nc, orURL(f.NATSURL), name, append(opts, lopts...))
+	if err != nil {
+		return err
+	}
+	defer hb.Close()
 	for _, m := range members {
-		m.s.nc = nc
+		m.s.nc, m.s.hb, m.s.lazy = nc, hb, lazy
 	}
 	if err := checkNoOtherAgents(nc, bots); err != nil {
 		return err
@@ -226,7 +233,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 	ok = true
 
 	f.mu.Lock()
-	f.nc, f.ctx, f.resp = nc, ctx, resp
+	f.nc, f.hb, f.lazy, f.ctx, f.resp = nc, hb, lazy, ctx, resp
 	f.members = make(map[string]*member, len(members))
 	for _, m := range members {
 		f.members[m.cfg.Name] = m
@@ -262,6 +269,21 @@ func (f *Fleet) Run(ctx context.Context) error {
 	return nil
 }
 
+// heartbeatConn opens the connection the bots' heartbeats come over: a
+// second one, read lazily (see lazyconn_unix.go), or nc itself where there
+// is no lazy reading.
+func heartbeatConn(nc *nats.Conn, url, name string, opts []nats.Option) (*nats.Conn, *lazyDialer, error) {
+	lazy := newLazyDialer()
+	if lazy == nil {
+		return nc, nil, nil
+	}
+	hb, err := bus.Connect(url, name+"-heartbeats", true, append(opts, nats.SetCustomDialer(lazy))...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("heartbeat connection: %w", err)
+	}
+	return hb, lazy, nil
+}
+
 func orURL(u string) string {
 	if u == "" {
 		return bus.DefaultURL
@@ -280,7 +302,7 @@ func (f *Fleet) notifyConn() {
 
 // register subscribes to the bot's heartbeats and adds its service.
 func (m *member) register(r *responder) error {
-	sub, err := r.nc.ChanSubscribe(bus.HeartbeatSubject(m.cfg.Name), m.s.beats)
+	sub, err := m.s.hb.ChanSubscribe(bus.HeartbeatSubject(m.cfg.Name), m.s.beats)
 	if err != nil {
 		return fmt.Errorf("subscribe to heartbeats: %w", err)
 	}
@@ -344,7 +366,7 @@ func (f *Fleet) Reload(bots []Agent) error {
 		return err
 	}
 	f.mu.Lock()
-	nc, ctx, resp, old := f.nc, f.ctx, f.resp, maps(f.members)
+	nc, hb, lazy, ctx, resp, old := f.nc, f.hb, f.lazy, f.ctx, f.resp, maps(f.members)
 	f.mu.Unlock()
 	if nc == nil || ctx.Err() != nil {
 		return ErrNotRunning
@@ -436,7 +458,7 @@ func (f *Fleet) Reload(bots []Agent) error {
 		}
 		m.s = newSupervisor(&m.cfg)
 		m.s.noNotify = &f.noNotify
-		m.s.nc = nc
+		m.s.nc, m.s.hb, m.s.lazy = nc, hb, lazy
 		if err := m.register(resp); err != nil {
 			m.release()
 			errs = append(errs, fmt.Errorf("bot %q: %w", m.cfg.Name, err))

@@ -434,7 +434,7 @@ func (s *supervisor) onHeartbeat(hb bus.Heartbeat) {
 	if !p.owns(hb.PID) || p.stopping != stopNone {
 		return
 	}
-	p.lastHB = time.Now()
+	p.lastHB = beatTime(hb.Time, time.Now())
 	p.hb = &hb
 	if s.state == bus.StateStarting {
 		s.completeStart()
@@ -485,6 +485,38 @@ func (s *supervisor) hangDeadline() (time.Time, bool) {
 	return d, true
 }
 
+// beatTime is when a heartbeat counts as given: when the bot says it sent
+// it, if that is at most lazyEvery (and a little, for the two clock
+// readings) before it arrived, since a lazily read heartbeat arrives late;
+// else when it arrived. So a bot's clock can make its heartbeat no newer
+// than its arrival, and no older than that window. Kept on our monotonic
+// clock, as an arrival minus a lag.
+func beatTime(sent, arrived time.Time) time.Time {
+	lag := arrived.Sub(sent)
+	if lag < 0 || lag > lazyEvery+50*time.Millisecond {
+		return arrived
+	}
+	return arrived.Add(-lag)
+}
+
+// roundTrip makes sure the bus carries messages, both ways, on both
+// connections: on the heartbeats' one, hurried, so that whatever a bot sent
+// before is in when it returns.
+func (s *supervisor) roundTrip() error {
+	if err := s.nc.FlushTimeout(time.Second); err != nil {
+		return err
+	}
+	if s.hb == nil || s.hb == s.nc {
+		return nil
+	}
+	s.lazy.hurry()
+	defer s.lazy.calm()
+	if err := s.hb.FlushTimeout(time.Second); err != nil {
+		return fmt.Errorf("heartbeat connection: %w", err)
+	}
+	return nil
+}
+
 func (s *supervisor) onHangTimer() {
 	d, ok := s.hangDeadline()
 	if !ok {
@@ -498,9 +530,23 @@ func (s *supervisor) onHangTimer() {
 	// server cut off by the network still looks connected until its pings
 	// fail. Check with a round trip before condemning the bot.
 	if s.nc != nil {
-		if err := s.nc.FlushTimeout(time.Second); err != nil {
+		if err := s.roundTrip(); err != nil {
 			s.log.Warn("bus round trip failed; not judging the bot until the bus answers", "err", err)
 			s.connectedSince = time.Now()
+			s.armHang()
+			return
+		}
+		// The round trip brought in every heartbeat sent before it: one
+		// may be waiting here, read late (see lazyconn_unix.go).
+		for more := true; more; {
+			select {
+			case m := <-s.beats:
+				s.onHeartbeatMsg(m)
+			default:
+				more = false
+			}
+		}
+		if d, ok := s.hangDeadline(); !ok || time.Now().Before(d) {
 			s.armHang()
 			return
 		}

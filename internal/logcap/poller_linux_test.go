@@ -1,13 +1,12 @@
 package logcap
 
 import (
-	"bufio"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/lifeline-dev/lifeline/internal/proctest"
 )
 
 // TestReadEndStaysOutOfThePoller: the pipe the bot writes into is in the
@@ -68,30 +67,7 @@ func TestReadEndStaysOutOfThePoller(t *testing.T) {
 // polled returns the descriptors in this process's epoll sets.
 func polled(t *testing.T) map[int]bool {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fds := make(map[int]bool)
-	for _, e := range ents {
-		link, err := os.Readlink("/proc/self/fd/" + e.Name())
-		if err != nil || link != "anon_inode:[eventpoll]" {
-			continue
-		}
-		f, err := os.Open("/proc/self/fdinfo/" + e.Name())
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if fields := strings.Fields(sc.Text()); len(fields) >= 2 && fields[0] == "tfd:" {
-				if fd, err := strconv.Atoi(fields[1]); err == nil {
-					fds[fd] = true
-				}
-			}
-		}
-		f.Close()
-	}
+	fds := proctest.Polled()
 	if len(fds) == 0 {
 		t.Fatal("no descriptor in any epoll set: not the runtime this test knows")
 	}
