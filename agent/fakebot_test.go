@@ -50,7 +50,11 @@ func fakeBot(mode string) int {
 		})
 	}
 	started := time.Now()
-	tick := time.NewTicker(20 * time.Millisecond)
+	every := 20 * time.Millisecond
+	if mode == "slowbeat" {
+		every = 300 * time.Millisecond // most of the hang timeout (400 ms)
+	}
+	tick := time.NewTicker(every)
 	for seq := uint64(1); ; seq++ {
 		if mode != "silent" {
 			hb, _ := json.Marshal(bus.Heartbeat{Name: name, PID: os.Getpid(), Host: "test", Seq: seq, Time: time.Now(), StartedAt: started})

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lifeline-dev/lifeline/bus"
 	"github.com/lifeline-dev/lifeline/internal/proctest"
 )
 
@@ -193,5 +194,31 @@ func TestBeatTime(t *testing.T) {
 		if got == got.Round(0) {
 			t.Errorf("%s: lost the monotonic reading", c.name)
 		}
+	}
+}
+
+// TestHeartbeatReadLateIsNoHang: a bot beating every 300 ms with a 400 ms
+// timeout has each heartbeat read up to 250 ms late (lazyEvery), often
+// after the deadline its last one set. The hang check's round trip must
+// bring the waiting one in: the bot is never declared hung.
+func TestHeartbeatReadLateIsNoHang(t *testing.T) {
+	nc, a, _ := newTestAgent(t, "slowbeat")
+	h := mustStart(t, nc, a)
+	first := h.running()
+	// The claim is that nothing happens: ten timeouts' worth, bounded.
+	deadline := time.After(4 * time.Second)
+	for {
+		select {
+		case ev := <-h.events:
+			if ev.Type == bus.EventHung || ev.Type == bus.EventKilled || ev.Type == bus.EventStarted && ev.PID != first.PID {
+				t.Fatalf("a live bot's late-read heartbeats: %s event (%s)", ev.Type, ev.Reason)
+			}
+			continue
+		case <-deadline:
+		}
+		break
+	}
+	if st := h.running(); st.PID != first.PID || st.Restarts != first.Restarts {
+		t.Fatalf("bot replaced: pid %d -> %d, restarts %d -> %d", first.PID, st.PID, first.Restarts, st.Restarts)
 	}
 }

@@ -33,22 +33,16 @@ func linesBytes(n int) int64 {
 // the capture; the capture with a follower reading the live tail. Figures
 // are the bot's own measure of its writing time, start-up excluded, and
 // capture/devnull is the ratio the issue asks to keep at 0.9 or more;
-// "python" is the issue's bot (8 KiB writes of 100-byte lines).
+// "print" is the issue's bot, Python print()ing formatted lines in a loop;
+// "python" the worst case, ready-made lines in 8 KiB writes: only copying.
 //
-// Medians of 8 interleaved runs each (-benchtime 3x) on the shared 2-core
-// machine (load average 4 to 12), before and after the reader/writer split
-// (commit f29e773 and after), python mode, MB/s:
-//
-//	          devnull  file  pipe  capture  capture+follower  capture/devnull
-//	before      641     472   442     206         173              0.31
-//	after       699     455   413     301         245              0.45
-//
-// bulk (64 KiB writes): capture 210-250 MB/s before, 700-1160 after. Under
-// this load even the bot writing the file itself ("file", the agent before
-// the capture) or a pipe with a reader that discards ("pipe") reach only
-// 0.6 to 0.7 of /dev/null, which costs the bot nothing: the 0.9 is out of
-// reach here for any pipe, and what the capture still costs is mostly its
-// copy of the output into the file, on a CPU the bot shares.
+// print, -benchtime 5x, three runs on a quiet machine (2026-12-02), after
+// the read end left the poller (pipe_unix.go): capture/devnull 0.78, 0.94,
+// 0.85 (0.54-0.64 before, as the discarding "pipe" still shows: its reader
+// waits in read(2), so every write wakes it). python: 0.31 before the
+// reader/writer split, 0.45 after it, about 0.5 now: writing into any pipe
+// costs a copy that /dev/null does not, and the bot writing the file
+// itself ("file") gets about 0.7, so the 0.9 is out of reach for it.
 func BenchmarkCaptureThroughput(b *testing.B) {
 	modes := []struct {
 		mode  string
