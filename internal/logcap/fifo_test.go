@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lifeline-dev/lifeline/internal/proctest"
 )
 
 // ticks returns the numbers of the "tick N T" lines in a log, and whether
@@ -30,17 +32,6 @@ func ticks(t *testing.T, path string) (nums []int, done bool) {
 		nums = append(nums, n)
 	}
 	return nums, done
-}
-
-// alive reports whether pid runs (a zombie does not count).
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
 }
 
 // unread is how many bytes wait in the named pipe at path. The bot holds a
@@ -147,7 +138,7 @@ func TestFIFOBotSurvivesKilledAgent(t *testing.T) {
 	agent.Process.Kill()
 	agent.Wait()
 	waitWritesUnread(t, filepath.Join(cfg.FIFODir, "stdout"), 2<<10)
-	if !alive(pid) {
+	if !proctest.Alive(pid) {
 		t.Fatal("the bot died with its agent")
 	}
 	before, _ := ticks(t, cfg.Path)
@@ -176,8 +167,8 @@ func TestFIFOBotSurvivesKilledAgent(t *testing.T) {
 	if lost != 0 && (len(before) == 0 || after[0]-before[len(before)-1]-1 != lost) {
 		t.Fatalf("lines lost elsewhere than at the kill")
 	}
-	if alive(pid) {
-		waitFor(t, 5*time.Second, "bot exit", func() bool { return !alive(pid) })
+	if proctest.Alive(pid) {
+		waitFor(t, 5*time.Second, "bot exit", func() bool { return !proctest.Alive(pid) })
 	}
 }
 
