@@ -258,8 +258,10 @@ type supervisor struct {
 	connectedSince time.Time
 	// hb is the connection heartbeats come over, lazy its dialer (nil when
 	// hb is nc): see lazyconn_unix.go.
-	hb      *nats.Conn
-	lazy    *lazyDialer
+	hb   *nats.Conn
+	lazy *lazyDialer
+	// eager is set while this bot starts: hb is then read at once.
+	eager   bool
 	op      *operation
 	queue   []*request
 	exiting bool
@@ -320,6 +322,22 @@ func newSupervisor(cfg *Agent) *supervisor {
 		reqs:  make(chan *request, 64),
 		acks:  make(chan shutdownAck, 4),
 		done:  make(chan struct{}),
+	}
+}
+
+// syncEager has the heartbeat connection read at once while this bot
+// starts: its first heartbeat ends the start, and a restart or a respawn
+// waits for it.
+func (s *supervisor) syncEager() {
+	want := s.state == bus.StateStarting
+	if s.lazy == nil || want == s.eager {
+		return
+	}
+	s.eager = want
+	if want {
+		s.lazy.hurry()
+	} else {
+		s.lazy.calm()
 	}
 }
 
@@ -416,7 +434,13 @@ func (s *supervisor) run(ctx context.Context) {
 	s.start("initial start", "")
 	ctxDone := ctx.Done()
 	var exitDeadline <-chan time.Time
+	defer func() {
+		if s.eager {
+			s.lazy.calm()
+		}
+	}()
 	for !s.finished {
+		s.syncEager()
 		if s.waiting != waitNone {
 			<-s.waitT.C
 			s.waitT = nil
