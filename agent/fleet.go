@@ -147,16 +147,20 @@ func claim(bots []Agent) ([]*pidfile.File, error) {
 	return locks, nil
 }
 
+// keepBootTime turns on gopsutil's boot-time cache once per process: it is
+// a setting of gopsutil's own, process-wide, and two fleets setting it at
+// once raced. Without it gopsutil reads /proc/stat for the boot time on
+// every CPU reading of a bot (each status answer): with 100 bots that was a
+// fifth of an idle agent's CPU. The boot time does not change while the
+// agent runs, and a kept one makes a bot's create time, its identity proof,
+// immune to the wall clock being stepped.
+var keepBootTime sync.Once
+
 // Run supervises the bots until ctx is done; it returns nil on a clean stop.
 // Nothing starts unless every bot can: a bad bot, or one another agent
 // supervises (here or on the bus), is refused before any bot is touched.
 func (f *Fleet) Run(ctx context.Context) error {
-	// gopsutil reads /proc/stat for the boot time on every CPU reading of a
-	// bot (each status answer) unless told to keep it: with 100 bots that
-	// was a fifth of an idle agent's CPU. The boot time does not change
-	// while the agent runs, and a kept one makes a bot's create time, its
-	// identity proof, immune to the wall clock being stepped.
-	process.EnableBootTimeCache(true)
+	keepBootTime.Do(func() { process.EnableBootTimeCache(true) })
 	bots, err := prepare(f.Bots)
 	if err != nil {
 		return err
