@@ -41,6 +41,10 @@ func runFleet(c config, w io.Writer) error {
 	if os.Getenv("BENCH_FLEET") == "dashboard" {
 		return fleetDashboard(c, w)
 	}
+	// BENCH_FLEET=agent measures the one agent with many bots alone.
+	if os.Getenv("BENCH_FLEET") == "agent" {
+		return fleetAgent(c, w)
+	}
 	// BENCH_FLEET=agent-idle measures the agent's idle CPU alone, for its
 	// work (see agentIdle).
 	if os.Getenv("BENCH_FLEET") == "agent-idle" {
