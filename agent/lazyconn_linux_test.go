@@ -1,12 +1,18 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/lifeline-dev/lifeline/bus/bustest"
+	"github.com/lifeline-dev/lifeline/internal/pidfile"
+	"github.com/nats-io/nats.go"
 
 	"github.com/lifeline-dev/lifeline/bus"
 	"github.com/lifeline-dev/lifeline/internal/proctest"
@@ -220,5 +226,97 @@ func TestHeartbeatReadLateIsNoHang(t *testing.T) {
 	}
 	if st := h.running(); st.PID != first.PID || st.Restarts != first.Restarts {
 		t.Fatalf("bot replaced: pid %d -> %d, restarts %d -> %d", first.PID, st.PID, first.Restarts, st.Restarts)
+	}
+}
+
+// TestHeartbeatsOverTLS: over a TLS bus (agents on other hosts), the lazy
+// heartbeat connection carries TLS too: a bot held to heartbeats gets to
+// running on them, stays running while they come, and is declared hung
+// once they stop.
+func TestHeartbeatsOverTLS(t *testing.T) {
+	cert, key := bustest.SelfSigned(t)
+	srv, err := bus.StartServer(bus.ServerConfig{Listen: "127.0.0.1:0", Name: t.Name(), TLSCert: cert, TLSKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	url := "tls://" + srv.Addr().String()
+	nc, err := nats.Connect(url, nats.RootCAs(cert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	events := make(chan bus.Event, 64)
+	if _, err := nc.Subscribe(bus.EventsSubject("tlsbot"), func(m *nats.Msg) {
+		if ev, err := bus.DecodeEvent(m.Data); err == nil {
+			events <- ev
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bot := sleeper(dir, "tlsbot")
+	bot.RequireHeartbeat, bot.HeartbeatTimeout, bot.StartTimeout = true, 400*time.Millisecond, 10*time.Second
+	f := &Fleet{NATSURL: url, NATSCA: cert, Logger: slog.New(slog.DiscardHandler), Bots: []Agent{bot}}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- f.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("fleet: %v", err)
+		}
+	})
+	var pid int
+	for deadline := time.Now().Add(10 * time.Second); pid == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no bot started")
+		}
+		pid, _ = pidfile.Read(bot.PIDFile)
+	}
+	stop := make(chan struct{})
+	beating := make(chan struct{})
+	go func() {
+		defer close(beating)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for seq := uint64(1); ; seq++ {
+			hb := bus.Heartbeat{Name: "tlsbot", PID: pid, Host: "test", Seq: seq, Time: time.Now()}
+			nc.Publish(bus.HeartbeatSubject("tlsbot"), bus.Encode(hb))
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	if got := fleetRunning(t, nc, "tlsbot"); got != pid {
+		t.Fatalf("running with pid %d, want %d", got, pid)
+	}
+	// Running on TLS-borne heartbeats; a second of them (bounded window)
+	// must not look like a hang.
+	window := time.After(time.Second)
+	for waiting := true; waiting; {
+		select {
+		case ev := <-events:
+			if ev.Type == bus.EventHung || ev.Type == bus.EventKilled {
+				t.Fatalf("%s while heartbeats came: %s", ev.Type, ev.Reason)
+			}
+		case <-window:
+			waiting = false
+		}
+	}
+	close(stop)
+	<-beating
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Type == bus.EventKilled && ev.PID == pid {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no hang declared after the heartbeats stopped")
+		}
 	}
 }
