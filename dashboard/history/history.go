@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/lifeline-dev/lifeline/bus"
+	"github.com/lifeline-dev/lifeline/dashboard/internal/jsstream"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -217,16 +218,7 @@ func (h *History) replicas() int {
 func ensureStream(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	s, err := js.Stream(rctx, StreamName)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		// Another dashboard may create it at the same moment; both
-		// definitions are the same, so either wins.
-		s, err = js.CreateStream(rctx, StreamConfig(replicas))
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			s, err = js.Stream(rctx, StreamName)
-		}
-	}
-	return s, err
+	return jsstream.Ensure(rctx, js, StreamConfig(replicas))
 }
 
 // upgradeStream brings a stream made by an older lifeline, which captured the
