@@ -3,7 +3,6 @@ package logcap
 import (
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -184,25 +183,7 @@ func printLine(i int) string {
 func pySeconds(t testing.TB, c *Capture, script string) float64 {
 	t.Helper()
 	report := filepath.Join(t.TempDir(), "report")
-	cmd := exec.Command("python3", "-c", script, report)
-	if c != nil {
-		cmd.Stdout, cmd.Stderr = c.Stdout(), c.Stderr()
-	} else {
-		null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer null.Close()
-		cmd.Stdout, cmd.Stderr = null, null
-	}
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(report)
-	if err != nil {
-		t.Fatal(err)
-	}
-	secs, err := strconv.ParseFloat(string(b), 64)
+	secs, err := strconv.ParseFloat(runForReport(t, c, exec.Command("python3", "-c", script, report), report), 64)
 	if err != nil {
 		t.Fatal(err)
 	}
