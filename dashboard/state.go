@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"log/slog"
 	"maps"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -87,6 +89,32 @@ const missesAllowed = 1
 type sseMsg struct {
 	event string
 	data  []byte
+	// frame is the event as written on the wire, built once and shared by
+	// every stream (see framed): an HTTP chunk holding "event: ...\ndata:
+	// ...\n\n", of which data is a part. hl is the length of the chunk's size
+	// line, so frame[hl:len(frame)-2] is the event without chunking.
+	frame []byte
+	hl    int
+}
+
+// framed returns m with its frame built, once for every stream.
+func (m sseMsg) framed() sseMsg {
+	if m.frame != nil {
+		return m
+	}
+	size := len("event: \ndata: \n\n") + len(m.event) + len(m.data)
+	var line [20]byte
+	hdr := append(strconv.AppendInt(line[:0], int64(size), 16), '\r', '\n')
+	f := make([]byte, 0, len(hdr)+size+2)
+	f = append(f, hdr...)
+	f = append(f, "event: "...)
+	f = append(f, m.event...)
+	f = append(f, "\ndata: "...)
+	start := len(f)
+	f = append(f, m.data...)
+	end := len(f)
+	f = append(f, "\n\n\r\n"...)
+	return sseMsg{event: m.event, data: f[start:end:end], frame: f, hl: len(hdr)}
 }
 
 // subscriber is one live stream. Its channel is buffered and sends never
@@ -96,6 +124,10 @@ type subscriber struct {
 	ch   chan sseMsg
 	done chan struct{}
 	once sync.Once
+
+	mu    sync.Mutex
+	conn  net.Conn  // what its writer writes to, once attached
+	endBy time.Time // when a write under way must end, once ended; zero before
 }
 
 // subscriberBuffer is how many events a stream may fall behind before it is
@@ -104,7 +136,42 @@ type subscriber struct {
 // on a slow link) for little memory.
 const subscriberBuffer = 256
 
-func (s *subscriber) close() { s.once.Do(func() { close(s.done) }) }
+// streamEndGrace is how long a stream's writer may still write once the
+// stream is closed: what it is writing, and the end of the HTTP body.
+const streamEndGrace = time.Second
+
+// close ends the stream: its writer returns, after ending the response
+// within streamEndGrace.
+func (s *subscriber) close() { s.end(streamEndGrace) }
+
+// drop ends the stream of a client that reads too slowly: a write under way
+// fails at once, so its writer returns however stuck.
+func (s *subscriber) drop() { s.end(0) }
+
+func (s *subscriber) end(grace time.Duration) {
+	s.once.Do(func() { close(s.done) })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	by := time.Now().Add(grace)
+	if !s.endBy.IsZero() && !by.Before(s.endBy) {
+		return
+	}
+	s.endBy = by
+	if s.conn != nil {
+		s.conn.SetWriteDeadline(by)
+	}
+}
+
+// attach gives the subscriber the connection its writer writes to, so that
+// end can cut a write short. A deadline already due applies at once.
+func (s *subscriber) attach(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conn = c
+	if !s.endBy.IsZero() {
+		c.SetWriteDeadline(s.endBy)
+	}
+}
 
 func newState(defaultBot string) *state {
 	st := &state{
@@ -773,12 +840,13 @@ func joinJSON(items [][]byte) []byte {
 // broadcastLocked hands m to every stream without waiting: a stream whose
 // buffer is full is dropped, and its browser reconnects for a snapshot.
 func (s *state) broadcastLocked(m sseMsg) {
+	m = m.framed()
 	for sub := range s.subs {
 		select {
 		case sub.ch <- m:
 		default:
 			delete(s.subs, sub)
-			sub.close()
+			sub.drop()
 		}
 	}
 }
