@@ -50,6 +50,7 @@ type state struct {
 	ageMax     int
 	ageCredit  float64       // time-only statuses the next flush may send
 	lastAge    time.Time     // when time-only changes were last sent
+	lastSent   time.Time     // when the last flush sent statuses, see flushDelay
 	wake       chan struct{} // a flush is wanted
 	closing    bool
 	streams    sync.WaitGroup // one per live stream writer
@@ -98,7 +99,7 @@ type sseMsg struct {
 }
 
 // framed returns m with its frame built, once for every stream.
-func (m sseMsg) framed() sseMsg {
+func (m *sseMsg) framed() *sseMsg {
 	if m.frame != nil {
 		return m
 	}
@@ -114,14 +115,14 @@ func (m sseMsg) framed() sseMsg {
 	f = append(f, m.data...)
 	end := len(f)
 	f = append(f, "\n\n\r\n"...)
-	return sseMsg{event: m.event, data: f[start:end:end], frame: f, hl: len(hdr)}
+	return &sseMsg{event: m.event, data: f[start:end:end], frame: f, hl: len(hdr)}
 }
 
 // subscriber is one live stream. Its channel is buffered and sends never
 // block: a subscriber that falls behind is dropped, and its browser
 // reconnects and gets a fresh snapshot.
 type subscriber struct {
-	ch   chan sseMsg
+	ch   chan *sseMsg // shared by every stream; a pointer keeps the buffer small
 	done chan struct{}
 	once sync.Once
 
@@ -244,7 +245,7 @@ func (s *state) expireLocked() {
 	}
 	if len(gone) > 0 {
 		slices.Sort(gone)
-		s.broadcastLocked(sseMsg{event: "removed", data: bus.Encode(gone)})
+		s.broadcastLocked(&sseMsg{event: "removed", data: bus.Encode(gone)})
 	}
 }
 
@@ -430,7 +431,13 @@ func (s *state) event(e bus.Event) {
 	if !slices.ContainsFunc(s.events, func(o bus.Event) bool { return keyOf(o) == k }) {
 		s.events = trimFair(append(s.events, e), maxEvents)
 	}
-	s.broadcastLocked(sseMsg{event: "event", data: bus.Encode(e)})
+	// The statuses waiting for the next flush go with it: streams are
+	// woken, and written to, once for both.
+	msgs := []*sseMsg{{event: "event", data: bus.Encode(e)}}
+	if m, ok := s.flushLocked(); ok {
+		msgs = append(msgs, m)
+	}
+	s.broadcastLocked(msgs...)
 }
 
 // eventKey tells events apart, however they reached the dashboard: live or
@@ -668,9 +675,16 @@ func effective(name string, b *botState, now time.Time) bus.Status {
 // 10,000 each age put right every 5 s; with 1,000 streams, every 100 s. Any
 // real change (state, PID, stats, agent) goes at once.
 const (
-	// flushInterval is how long a change may wait for others to share its
-	// event: half the 100 ms a change may take to reach a stream.
+	// flushInterval is the least time between two flushes that send
+	// statuses: with 1,000 streams each flush is 1,000 writes, so it bounds
+	// that work to 20 rounds a second whatever the fleet does. A change is
+	// sent flushCoalesce after it came (the changes of that instant share
+	// its event), or flushInterval after the last flush that sent, whichever
+	// is later: at most half the 100 ms a change may take to reach a stream,
+	// and little of it when changes are sparse. A lifecycle event goes at
+	// once, and takes the waiting statuses with it.
 	flushInterval = 50 * time.Millisecond
+	flushCoalesce = 5 * time.Millisecond
 	// The budget of time-only statuses a second, and ageEvery how often
 	// they go out when nothing else does.
 	ageDeliveries = 20_000
@@ -742,7 +756,7 @@ func (s *state) runFlusher(ctx context.Context) {
 			}
 			continue
 		}
-		t.Reset(flushInterval)
+		t.Reset(s.flushDelay())
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -753,11 +767,26 @@ func (s *state) runFlusher(ctx context.Context) {
 	}
 }
 
+// flushDelay is how long the flusher waits, once woken, before flushing:
+// flushCoalesce, or until flushInterval after the last flush that sent.
+func (s *state) flushDelay() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return max(flushCoalesce, s.lastSent.Add(flushInterval).Sub(s.now()))
+}
+
 // flush sends every dirty bot whose status changed, and time-only changes
 // within the budget, as one event to every stream.
 func (s *state) flush() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if m, ok := s.flushLocked(); ok {
+		s.broadcastLocked(m)
+	}
+}
+
+// flushLocked returns the "statuses" event flush sends, if there is one.
+func (s *state) flushLocked() (*sseMsg, bool) {
 	now := s.now()
 	var batch [][]byte
 	for _, name := range s.dirty {
@@ -783,7 +812,7 @@ func (s *state) flush() {
 	// they were last sent: with an event going out anyway, or on their own
 	// once per ageEvery, so that they alone wake each stream only that often.
 	if len(batch) == 0 && now.Sub(s.lastAge) < ageEvery {
-		return
+		return nil, false
 	}
 	elapsed := now.Sub(s.lastAge)
 	if s.lastAge.IsZero() || elapsed > ageEvery {
@@ -808,9 +837,11 @@ func (s *state) flush() {
 		batch = append(batch, s.encodeLocked(name, b, now, 0))
 	}
 	s.ageQueue = slices.Delete(s.ageQueue, 0, n)
-	if len(batch) > 0 {
-		s.broadcastLocked(sseMsg{event: "statuses", data: joinJSON(batch)})
+	if len(batch) == 0 {
+		return nil, false
 	}
+	s.lastSent = now
+	return &sseMsg{event: "statuses", data: joinJSON(batch)}, true
 }
 
 // agesWaiting reports whether time-only changes wait to be sent.
@@ -837,16 +868,24 @@ func joinJSON(items [][]byte) []byte {
 	return append(out, ']')
 }
 
-// broadcastLocked hands m to every stream without waiting: a stream whose
-// buffer is full is dropped, and its browser reconnects for a snapshot.
-func (s *state) broadcastLocked(m sseMsg) {
-	m = m.framed()
+// broadcastLocked hands the messages to every stream without waiting: a
+// stream whose buffer is full is dropped, and its browser reconnects for a
+// snapshot. A stream's messages are handed over together, so that its
+// writer, woken by the first, writes them all at once.
+func (s *state) broadcastLocked(msgs ...*sseMsg) {
+	for i := range msgs {
+		msgs[i] = msgs[i].framed()
+	}
 	for sub := range s.subs {
-		select {
-		case sub.ch <- m:
-		default:
-			delete(s.subs, sub)
-			sub.drop()
+		for _, m := range msgs {
+			select {
+			case sub.ch <- m:
+				continue
+			default:
+				delete(s.subs, sub)
+				sub.drop()
+			}
+			break
 		}
 	}
 }
@@ -862,7 +901,7 @@ func (s *state) subscribe() (*subscriber, [][]byte) {
 		return nil, nil
 	}
 	s.streams.Add(1)
-	sub := &subscriber{ch: make(chan sseMsg, subscriberBuffer), done: make(chan struct{})}
+	sub := &subscriber{ch: make(chan *sseMsg, subscriberBuffer), done: make(chan struct{})}
 	s.subs[sub] = struct{}{}
 	// The snapshot is sent after the statuses already flushed, and before
 	// those of the next flush, which holds every change since. The page

@@ -95,7 +95,7 @@ func serveStream(conn net.Conn, head []byte, chunked bool, sub *subscriber, snap
 
 // wireBytes is the event as the stream writes it: m's shared frame, or its
 // part without chunking.
-func wireBytes(m sseMsg, chunked bool) []byte {
+func wireBytes(m *sseMsg, chunked bool) []byte {
 	m = m.framed() // built already by broadcastLocked; this is for tests' messages
 	if chunked {
 		return m.frame
