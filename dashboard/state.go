@@ -659,8 +659,8 @@ func effective(name string, b *botState, now time.Time) bus.Status {
 }
 
 // Live streams get what changed, not every message: a heartbeat or an
-// agent's answer only marks its bot dirty, and a flush, at most
-// flushInterval after the first mark, turns the dirty bots whose status
+// agent's answer only marks its bot dirty, and a flush (see flushDelay:
+// at most flushInterval after the first mark) turns the dirty bots whose status
 // really changed into one "statuses" event (a JSON array), marshalled once
 // and shared by every stream. A burst of heartbeats from one bot is one
 // entry, and 10,000 bots at 1 Hz cost each stream about 20 events a second
@@ -737,7 +737,7 @@ func (s *state) encodeLocked(name string, b *botState, now time.Time, maxAge tim
 	return b.js
 }
 
-// runFlusher flushes dirty bots to the streams, flushInterval after the
+// runFlusher flushes dirty bots to the streams, flushDelay after the
 // first change, and waiting time-only changes every ageEvery, until ctx
 // ends.
 func (s *state) runFlusher(ctx context.Context) {
