@@ -15,6 +15,9 @@
 # skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# The Go the Makefile builds with (see GOTOOLCHAIN there), also when this
+# script is run by hand: figures from a binary of another Go compare nothing.
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 
 mode=""
 case "${1:-}" in
