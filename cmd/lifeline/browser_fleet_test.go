@@ -15,6 +15,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -321,56 +322,79 @@ func TestBrowserFleet(t *testing.T) {
 	s.agent.wait(browserCommand)
 }
 
-// TestBrowserFleetBig measures the page with a large simulated fleet:
-// LIFELINE_FLEET_BOTS=10000 go test -run TestBrowserFleetBig ./cmd/lifeline/
-// (heartbeats every LIFELINE_FLEET_PERIOD per bot, default 1s).
-// It is a measurement, not a timed test: it logs how long the list takes to
-// fill, what a filter costs, the main thread's long tasks and the stream's
-// reconnections, and fails only when the page breaks.
-func TestBrowserFleetBig(t *testing.T) {
-	size, _ := strconv.Atoi(os.Getenv("LIFELINE_FLEET_BOTS"))
-	if size < 100 || size > 10000 || size%100 != 0 {
-		t.Skip("set LIFELINE_FLEET_BOTS to a multiple of 100 up to 10000 to measure the page with that many simulated bots")
+// BenchmarkBrowserFleet measures the page with a simulated fleet of
+// LIFELINE_FLEET_BOTS bots (a multiple of 100 up to 10,000; 1,000 unless
+// set), heartbeats every LIFELINE_FLEET_PERIOD per bot (default 1s):
+//
+//	LIFELINE_FLEET_BOTS=10000 go test -run '^$' -bench BrowserFleet ./cmd/lifeline/
+//
+// It reports how long the list takes to fill, the slowest filter (to the
+// next frame), and the main thread's long tasks and the stream's
+// reconnections during ten rounds of heartbeats; it fails only when the
+// page breaks. `make bench-smoke` (CI) runs it once, so it cannot rot.
+func BenchmarkBrowserFleet(b *testing.B) {
+	size := 1000
+	if v := os.Getenv("LIFELINE_FLEET_BOTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 100 || n > 10000 || n%100 != 0 {
+			b.Fatalf("LIFELINE_FLEET_BOTS=%q: want a multiple of 100 up to 10000", v)
+		}
+		size = n
 	}
-	chromium := startChromium(t)
-	s := e2eNewStack(t, "--heartbeat-timeout", "5s")
-	s.running()
-	start := time.Now()
 	period := time.Second
 	if v := os.Getenv("LIFELINE_FLEET_PERIOD"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 100*time.Millisecond {
-			t.Fatalf("LIFELINE_FLEET_PERIOD=%q: want a duration of 100ms or more", v)
+			b.Fatalf("LIFELINE_FLEET_PERIOD=%q: want a duration of 100ms or more", v)
 		}
 		period = d
 	}
-	sim := startFleetSim(t, s, size, period)
-	b := newTab(t, chromium)
-	b.login(s)
-	eval[bool](b, `(() => {
+	chromium := startChromium(b)
+	s := e2eNewStack(b, "--heartbeat-timeout", "5s")
+	s.running()
+	start := time.Now()
+	sim := startFleetSim(b, s, size, period)
+	tab := newTab(b, chromium)
+	tab.login(s)
+	eval[bool](tab, `(() => {
 		window.__big = { long: 0, longMS: 0, reconnects: 0 };
 		new PerformanceObserver((l) => { for (const e of l.getEntries()) { __big.long++; __big.longMS += e.duration; } }).observe({ type: "longtask" });
 		new MutationObserver(() => { if (document.getElementById("live-indicator").dataset.live === "reconnecting") __big.reconnects++; })
 			.observe(document.getElementById("live-indicator"), { attributes: true, attributeFilter: ["data-live"] });
 		return true; })()`)
-	b.waitFor("every bot listed", 3*time.Minute, fmt.Sprintf(`document.getElementById("bots-table").dataset.matched === "%d"`, size+1))
-	t.Logf("%d bots listed %s after the simulator started", size+1, time.Since(start).Round(time.Millisecond))
-	eval[bool](b, `(() => { __big.long = 0; __big.longMS = 0; return true; })()`)
+	tab.waitFor("every bot listed", 3*time.Minute, fmt.Sprintf(`document.getElementById("bots-table").dataset.matched === "%d"`, size+1))
+	filled := time.Since(start)
+	eval[bool](tab, `(() => { __big.long = 0; __big.longMS = 0; return true; })()`)
 	from := sim.heartbeats.Load()
-	e2eWait(t, 2*time.Minute, "ten rounds of heartbeats", func() (bool, string) {
+	e2eWait(b, 2*time.Minute, "ten rounds of heartbeats", func() (bool, string) {
 		n := sim.heartbeats.Load() - from
 		return n >= int64(size)*9, fmt.Sprint(n)
 	})
-	t.Logf("during %d heartbeats: %s", sim.heartbeats.Load()-from, eval[string](b, "JSON.stringify(window.__big)"))
-	for _, f := range []string{"bot-12", "state:hung", "is:problem", ""} {
-		ms := eval[float64](b, fmt.Sprintf(`new Promise((resolve) => { const f = document.getElementById("bots-filter"); const t0 = performance.now();
-			f.value = %q; f.dispatchEvent(new Event("input")); requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - t0))); })`, f))
-		t.Logf("filter %q: %.1f ms to the next frame (the sort itself %s ms), %s of %d shown", f, ms,
-			eval[string](b, `document.getElementById("bots-table").dataset.sortMs`), eval[string](b, `document.getElementById("bots-table").dataset.shown`), size+1)
+	var big struct {
+		Long       int     `json:"long"`
+		LongMS     float64 `json:"longMS"`
+		Reconnects int     `json:"reconnects"`
 	}
-	b.click("bots-group")
-	b.waitFor("groups", browserWait, `document.querySelector("#bots-table tr.group-row")`)
-	b.checkProbes()
+	if err := json.Unmarshal([]byte(eval[string](tab, "JSON.stringify(window.__big)")), &big); err != nil {
+		b.Fatalf("read the page's counters: %v", err)
+	}
+	var slowest float64
+	for _, f := range []string{"bot-12", "state:hung", "is:problem", ""} {
+		ms := eval[float64](tab, fmt.Sprintf(`new Promise((resolve) => { const f = document.getElementById("bots-filter"); const t0 = performance.now();
+			f.value = %q; f.dispatchEvent(new Event("input")); requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - t0))); })`, f))
+		b.Logf("filter %q: %.1f ms to the next frame (the sort itself %s ms), %s of %d shown", f, ms,
+			eval[string](tab, `document.getElementById("bots-table").dataset.sortMs`), eval[string](tab, `document.getElementById("bots-table").dataset.shown`), size+1)
+		slowest = max(slowest, ms)
+	}
+	tab.click("bots-group")
+	tab.waitFor("groups", browserWait, `document.querySelector("#bots-table tr.group-row")`)
+	tab.checkProbes()
+	b.ReportMetric(float64(size), "bots")
+	b.ReportMetric(float64(filled.Milliseconds()), "fill-ms")
+	b.ReportMetric(slowest, "slowest-filter-ms")
+	b.ReportMetric(float64(big.Long), "long-tasks")
+	b.ReportMetric(big.LongMS, "long-task-ms")
+	b.ReportMetric(float64(big.Reconnects), "reconnects")
 	s.agent.signal(syscall.SIGTERM)
 	s.agent.wait(browserCommand)
 }

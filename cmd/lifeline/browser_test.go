@@ -59,16 +59,16 @@ document.addEventListener("securitypolicyviolation", (e) => __probe.csp.push(e.v
 // startChromium starts a headless Chromium with a fresh profile, closed
 // when the test ends, and returns a context for it. Without Chromium the
 // browser tests skip, except in CI, where they fail.
-func startChromium(t *testing.T) context.Context { return browsertest.Start(t) }
+func startChromium(t testing.TB) context.Context { return browsertest.Start(t) }
 
 // browser is one tab, in a browser context of its own (its own cookies),
 // closed when the test ends.
 type browser struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 }
 
-func newTab(t *testing.T, chromium context.Context) *browser {
+func newTab(t testing.TB, chromium context.Context) *browser {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(chromium, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
@@ -277,7 +277,7 @@ func (b *browser) screenshot(name string, width, height int64) {
 
 // artifactDir is where tests leave files for people to look at:
 // $LIFELINE_ARTIFACTS, else testdata/artifacts (ignored by git).
-func artifactDir(t *testing.T) string {
+func artifactDir(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv("LIFELINE_ARTIFACTS")
 	if dir == "" {
