@@ -209,6 +209,7 @@ func TestBeatTime(t *testing.T) {
 // bring the waiting one in: the bot is never declared hung.
 func TestHeartbeatReadLateIsNoHang(t *testing.T) {
 	nc, a, _ := newTestAgent(t, "slowbeat")
+	a.StopBotOnExit = true // the bot must not outlive the test (it had, in CI)
 	h := mustStart(t, nc, a)
 	first := h.running()
 	// The claim is that nothing happens: ten timeouts' worth, bounded.
